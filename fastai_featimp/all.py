@@ -7,12 +7,15 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #a8f70725
+# %% ../nbs/99_all.ipynb #59a1651c
 from .engine import *
 from .scoring import *
 from .results import *
 from .importance import *
 from .demo import *
+from .associations import *
+from .interactions import *
 from .tabular import *
-from . import engine, scoring, results, importance, demo, tabular
-__all__ = [n for m in (engine, scoring, results, importance, demo, tabular) for n in m.__all__]
+from .correlated import *
+from . import engine, scoring, results, importance, demo, associations, interactions, tabular, correlated
+__all__ = [n for m in (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated) for n in m.__all__]
