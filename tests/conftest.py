@@ -1,0 +1,86 @@
+"""Shared, session-scoped trained learners: the whole suite trains only five small tabular learners.
+
+Every learner is trained inside `isolated_seed`, so training is reproducible and leaves the global RNGs alone.
+Tests must not mutate these learners (the safety tests check that `feature_importance` does not either).
+"""
+import warnings
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize,
+                                CategoryBlock, RegressionBlock, accuracy, rmse)
+from fastai_featimp.all import demo_learner, make_demo_data, isolated_seed
+
+warnings.filterwarnings('ignore', message='The given NumPy array is not writable')
+
+# The models here are tiny, so extra intra-op threads buy little, and on a busy machine they spin-wait for a core:
+# measured on 2 cores with other processes running, the suite took 6-10 s with 1 thread and 75-100 s with 2.
+torch.set_num_threads(1)
+
+CONTS = ['x1', 'x2', 'x3', 'x3_twin', 'noise']
+CATS = ['shade', 'zip']
+
+
+def train_tabular(df, cat_names, cont_names, y_names, y_block, metrics, n_valid, n_test, seed=0, epochs=4, lr=1e-2):
+    "Train a small `tabular_learner` on the first rows of `df`; returns `(learn, test_df)` (the last `n_test` rows)."
+    n_tv = len(df) - n_test
+    train_valid = df.iloc[:n_tv].reset_index(drop=True)
+    test_df = df.iloc[n_tv:].reset_index(drop=True)
+    with isolated_seed(seed):
+        # fastai appends FillMissing's `_na` columns to the cat_names list it is given: pass copies
+        dls = TabularDataLoaders.from_df(train_valid, procs=[Categorify, FillMissing, Normalize], cat_names=list(cat_names),
+                                         cont_names=list(cont_names), y_names=y_names, y_block=y_block,
+                                         valid_idx=list(range(n_tv - n_valid, n_tv)), bs=256)
+        learn = tabular_learner(dls, layers=[100, 50], metrics=metrics)
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    return learn, test_df
+
+
+@pytest.fixture(scope='session')
+def reg():
+    "Demo regression learner (MSE loss, `rmse` metric, 10% missing x2 -> `x2_na`) and its labelled test frame."
+    return demo_learner('regression', n=6000, epochs=4, seed=0)
+
+
+@pytest.fixture(scope='session')
+def clf():
+    "Demo binary classification learner ('yes'/'no', CrossEntropyLossFlat, `accuracy`) and its test frame."
+    return demo_learner('classification', n=6000, epochs=4, seed=0)
+
+
+@pytest.fixture(scope='session')
+def multiclass():
+    "3-class learner: the demo regression target cut at its terciles into 'low'/'mid'/'high'."
+    df = make_demo_data(3000, 'regression', seed=1)
+    df['y'] = pd.qcut(df['y'], 3, labels=['low', 'mid', 'high']).astype(str)
+    return train_tabular(df, CATS, CONTS, 'y', CategoryBlock(), accuracy, n_valid=600, n_test=600, seed=1)
+
+
+@pytest.fixture(scope='session')
+def multitarget():
+    "Two-target regression learner (`y_names=['y1','y2']`)."
+    df = make_demo_data(3000, 'regression', seed=2)
+    df = df.rename(columns={'y': 'y1'})
+    df['y2'] = 2.0 * df['x3'] - df['x1'] + 0.1 * np.random.default_rng(2).normal(size=len(df))
+    return train_tabular(df, CATS, CONTS, ['y1', 'y2'], RegressionBlock(), rmse, n_valid=600, n_test=600, seed=2)
+
+
+@pytest.fixture(scope='session')
+def clean():
+    """Regression learner on demo data with no missing values (so no `_na` column) plus `x1_dup`, an exact copy of
+    the driver `x1`: each raw column is exactly one encoded column (used for the sklearn comparison and groups)."""
+    df = make_demo_data(6000, 'regression', seed=3, missing=0.0)
+    df.insert(1, 'x1_dup', df['x1'])
+    return train_tabular(df, CATS, ['x1', 'x1_dup'] + CONTS[1:], 'y', RegressionBlock(), rmse,
+                         n_valid=1200, n_test=1200, seed=3)
+
+
+@pytest.fixture(scope='session')
+def exported_reg(reg, tmp_path_factory):
+    "The demo regression learner exported and reloaded with `load_learner(..., cpu=True)` (it carries no data)."
+    from fastai.learner import load_learner
+    learn, test_df = reg
+    path = tmp_path_factory.mktemp('export') / 'reg.pkl'
+    learn.export(path)  # absolute path: `learn.path / path` is `path`
+    return load_learner(path, cpu=True), test_df
