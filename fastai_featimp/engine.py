@@ -28,12 +28,22 @@ class Feature:
         object.__setattr__(self, 'columns', tuple((int(i), int(c)) for i, c in self.columns))
         if not self.columns: raise ValueError(f"Feature {self.name!r} has no columns; a feature needs at least one.")
 
-# %% ../nbs/00_engine.ipynb #73d74a80
+# %% ../nbs/00_engine.ipynb #40548809
 @dataclass(frozen=True)
 class Job:
-    "One evaluation: the model's inputs with `columns` taken from rows `perm` (None: the unchanged inputs)."
-    columns: tuple = () # ((input_idx, col_idx), ...) replaced by permuted rows
-    perm: torch.Tensor|None = None # row order (length n) the replaced columns are read from
+    "One evaluation of the model on its inputs with `columns` permuted (`perm`), set (`values`) or shifted (`delta`)."
+    columns: tuple = () # ((input_idx, col_idx), ...) that this job changes; () is the unchanged inputs
+    perm: torch.Tensor|None = None # row order (length n) the columns are read from
+    values: torch.Tensor|None = None # values for the columns: shape (len(columns),) for all rows, or (n, ..., len(columns))
+    delta: torch.Tensor|None = None # added to the columns: shape (len(columns),) or (n, ..., len(columns))
+
+    def __post_init__(self):
+        if sum(v is not None for v in (self.perm, self.values, self.delta)) > 1:
+            raise ValueError("a Job takes one of perm, values or delta, not several.")
+        for nm in ('values', 'delta'):
+            v = getattr(self, nm)
+            if v is not None and v.shape[-1] != len(self.columns):
+                raise ValueError(f"Job.{nm} has {v.shape[-1]} entries on its last axis but the job changes {len(self.columns)} columns.")
 
 # %% ../nbs/00_engine.ipynb #55021172
 def resolve_seed(seed:int|None=None # an explicit seed, or None for a fresh one from OS entropy
@@ -71,22 +81,27 @@ def default_chunk_rows(inputs, # tuple of input tensors, rows on axis 0
     row_bytes = sum(x[:1].numel() * x.element_size() for x in inputs) or 1
     return int(max(1024, min(65536, budget_bytes // row_bytes)))
 
-# %% ../nbs/00_engine.ipynb #45fdafe2
+# %% ../nbs/00_engine.ipynb #6c9ccd5e
 def _as_inputs(inputs):
     "A tuple of tensors from a tensor or a tuple/list of tensors (no copy)."
     if isinstance(inputs, torch.Tensor): return (inputs,)
     if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(x, torch.Tensor) for x in inputs): return tuple(inputs)
     raise TypeError(f"inputs must be a tensor or a non-empty tuple of tensors, got {type(inputs).__name__}.")
 
+def _rows(v, a, b): return v if v.ndim == 1 else v[a:b]
+
 def _piece(inputs, job, a, b):
-    "The model inputs for rows a:b of `job` (permuted columns gathered from rows `perm[a:b]`)."
+    "The model inputs for rows a:b of `job` (its columns permuted from rows `perm[a:b]`, set to `values` or shifted by `delta`)."
     out = []
     for i, x in enumerate(inputs):
         xs = x[a:b]
-        cols = [c for j, c in job.columns if j == i]
-        if job.perm is not None and cols:
+        at = [k for k, (j, _) in enumerate(job.columns) if j == i]
+        if at and (job.perm is not None or job.values is not None or job.delta is not None):
+            cols = [job.columns[k][1] for k in at]
             xs = xs.clone()
-            xs[..., cols] = x.index_select(0, job.perm[a:b])[..., cols]
+            if job.perm is not None: xs[..., cols] = x.index_select(0, job.perm[a:b])[..., cols]
+            elif job.values is not None: xs[..., cols] = _rows(job.values, a, b)[..., at].to(xs.dtype)
+            else: xs[..., cols] = xs[..., cols] + _rows(job.delta, a, b)[..., at].to(xs.dtype)
         out.append(xs)
     return out
 
