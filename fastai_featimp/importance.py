@@ -17,8 +17,8 @@ from .results import importance_table, plot_importance
 from .associations import within_strata_permutation
 
 # %% auto #0
-__all__ = ['resolve_features', 'permutation_scores', 'subsample_rows', 'prepare_inputs', 'default_features',
-           'permutation_importance']
+__all__ = ['resolve_features', 'permutation_scores', 'per_output_scorer', 'output_table', 'subsample_rows', 'model_on_tensors',
+           'prepare_inputs', 'default_features', 'permutation_importance']
 
 # %% ../nbs/03_importance.ipynb #7bd38324
 def _check_names(names, valid, what):
@@ -61,7 +61,7 @@ def resolve_features(features, # list of `Feature` (unique names)
     if not res: raise ValueError("nothing to score: `cols` and `groups` select no feature.")
     return res
 
-# %% ../nbs/03_importance.ipynb #45b5fc93
+# %% ../nbs/03_importance.ipynb #e3ee317d
 def _check_repeats(n_repeats):
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, (int, np.integer)):
         raise TypeError(f"n_repeats must be an int >= 1, got {n_repeats!r}.")
@@ -79,7 +79,7 @@ def permutation_scores(predict, # callable on the input tensors (already in eval
                        progress:bool=True, # show a fastprogress bar
                        strata:dict|None=None, # feature name -> stratum id per row: permute only within strata
                       ):
-    "Baseline score and the (n_features, n_repeats) matrix of scores with each feature permuted."
+    "Baseline score and the (n_features, n_repeats) matrix of scores with each feature permuted (a scorer returning a vector adds an axis)."
     inputs = _as_inputs(inputs)
     n = len(inputs[0])
     g = generator if generator is not None else make_generator(None)
@@ -89,13 +89,39 @@ def permutation_scores(predict, # callable on the input tensors (already in eval
     own = {f.name: [within_strata_permutation(strata[f.name], g).to(dev) for _ in range(n_repeats)]
            for f in features if f.name in strata}
     jobs = [Job()] + [Job(f.columns, own[f.name][r] if f.name in own else perms[r]) for f in features for r in range(n_repeats)]
-    scores = np.full(len(jobs), np.nan)
+    scores = [None] * len(jobs)
     it = predict_jobs(predict, inputs, jobs, chunk_rows)
     if progress: it = progress_bar(it, total=len(jobs), leave=False)
-    for j, preds in it: scores[j] = scorer(preds, target)
-    return scores[0], scores[1:].reshape(len(features), n_repeats)
+    for j, preds in it: scores[j] = np.asarray(scorer(preds, target), dtype=float)
+    scores = np.stack(scores)
+    return scores[0], scores[1:].reshape(len(features), n_repeats, *scores.shape[1:])
 
-# %% ../nbs/03_importance.ipynb #ed846e9d
+# %% ../nbs/03_importance.ipynb #e3a5ce37
+def per_output_scorer(scorer:Scorer # applied to each output column separately
+                     ):
+    "A scorer returning one score per output column (outputs flattened to (rows, k))."
+    def f(preds, target):
+        p = preds.reshape(len(preds), -1)
+        t = target.reshape(len(target), -1)
+        if p.shape[1] != t.shape[1]: raise ValueError(f"per_output needs one target column per output: got {p.shape[1]} outputs and {t.shape[1]} target columns.")
+        return np.array([scorer(p[:, k:k + 1], t[:, k:k + 1]) for k in range(p.shape[1])])
+    return f
+
+def output_table(names, kinds, values, attrs=None, output_names=None, value_name='importance')->pd.DataFrame:
+    "Tidy feature x output table from an array (n_features, n_repeats, n_outputs): mean, std and 95% CI per pair."
+    from fastai_featimp.results import _t975
+    v = np.asarray(values, float)
+    r = v.shape[1]
+    m = v.mean(1); s = v.std(1, ddof=1) if r > 1 else np.zeros_like(m)
+    h = _t975(r - 1) * s / np.sqrt(r) if r > 1 else np.full_like(m, np.nan)
+    outs = list(output_names) if output_names is not None else [f'out{k}' for k in range(v.shape[2])]
+    rows = [(n, kd, outs[k], m[i, k], s[i, k], m[i, k] - h[i, k], m[i, k] + h[i, k])
+            for i, (n, kd) in enumerate(zip(names, kinds)) for k in range(v.shape[2])]
+    df = pd.DataFrame(rows, columns=['feature', 'type', 'output', value_name, 'std', 'ci_low', 'ci_high'])
+    df.attrs.update(attrs or {})
+    return df
+
+# %% ../nbs/03_importance.ipynb #a73490b2
 def _to_tensor(x, name):
     if isinstance(x, torch.Tensor): return x
     if isinstance(x, np.ndarray): return torch.from_numpy(np.ascontiguousarray(x))
@@ -116,17 +142,41 @@ def subsample_rows(n:int, max_rows:int|None, generator:torch.Generator):
     if max_rows >= n: return None
     return torch.randperm(n, generator=generator)[:max_rows].sort().values
 
-# %% ../nbs/03_importance.ipynb #27612432
+# %% ../nbs/03_importance.ipynb #eaa519f3
+def _feature_axis(x, feature_axis):
+    if x.ndim < 2: raise ValueError(f"an input of shape {tuple(x.shape)} has no feature axis: reshape a single feature to (n, 1).")
+    if isinstance(feature_axis, bool) or not isinstance(feature_axis, (int, np.integer)) or not -x.ndim <= feature_axis < x.ndim \
+       or feature_axis % x.ndim == 0:
+        raise ValueError(f"feature_axis={feature_axis!r} is out of range for an input of shape {tuple(x.shape)}: "
+                         f"use an axis in 1..{x.ndim - 1} or -{x.ndim - 1}..-1 (axis 0 holds the samples).")
+    return int(feature_axis) % x.ndim
+
+def model_on_tensors(predict, # the user's model: a callable or `nn.Module`
+                     axes=(), # for each input, where its feature axis was (None for 1-D inputs); features are last inside
+                     numpy_io:bool=False, # call `predict` with numpy arrays
+                    ):
+    "A callable on tensors with features last that calls `predict` in the caller's layout and returns a tensor."
+    def f(*xs):
+        xs = [x.movedim(-1, a) if a is not None and a != x.ndim - 1 else x for x, a in zip(xs, list(axes) + [None] * len(xs))]
+        out = predict(*[x.cpu().numpy() for x in xs]) if numpy_io else predict(*xs)
+        return out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
+    return f
+
 def prepare_inputs(predict, # the model (its device is used unless `device` is given)
                    inputs, # tensor / array or tuple of them
                    target=None, # targets (tensor / array or tuple), or None
                    max_rows:int|None=None, # subsample this many rows
                    generator:torch.Generator|None=None, # draws the subsample
                    device=None, # where to run
+                   feature_axis:int=-1, # axis of the features in each input (axis 0 holds the samples)
                   ):
-    "Inputs and target as tensors on the model's device, checked, optionally subsampled; also the kept row indices."
-    inputs = tuple(_to_tensor(x, 'inputs') for x in ((inputs,) if not isinstance(inputs, (tuple, list)) else inputs))
+    "Inputs (features moved last) and target as tensors on the model's device, checked and subsampled; the model wrapped to match; the kept rows."
+    raw = (inputs,) if not isinstance(inputs, (tuple, list)) else tuple(inputs)
+    numpy_io = not isinstance(predict, nn.Module) and any(isinstance(x, (np.ndarray, pd.DataFrame)) for x in raw)
+    inputs = tuple(_to_tensor(x, 'inputs') for x in raw)
     if not inputs: raise ValueError("inputs is empty: pass at least one tensor.")
+    axes = [_feature_axis(x, feature_axis) for x in inputs]
+    inputs = tuple(x.movedim(a, -1) if a is not None and a != x.ndim - 1 else x for x, a in zip(inputs, axes))
     if target is not None:
         target = tuple(_to_tensor(t, 'target') for t in target) if isinstance(target, (tuple, list)) else _to_tensor(target, 'target')
     n = len(inputs[0])
@@ -142,7 +192,8 @@ def prepare_inputs(predict, # the model (its device is used unless `device` is g
     dev = torch.device(device) if device is not None else _model_device(predict, inputs[0].device)
     inputs = tuple(x.to(dev) for x in inputs)
     if target is not None: target = tuple(t.to(dev) for t in target) if isinstance(target, tuple) else target.to(dev)
-    return inputs, target, idx
+    model = predict if (all(a is None or a == x.ndim - 1 for a, x in zip(axes, inputs)) and not numpy_io) else model_on_tensors(predict, axes, numpy_io)
+    return inputs, target, idx, model
 
 def default_features(inputs, feature_names=None)->list:
     "One `Feature` per column of each input's last axis, named by `feature_names` or `x{c}` / `x{i}_{c}`."
@@ -152,9 +203,9 @@ def default_features(inputs, feature_names=None)->list:
     names = list(feature_names) if feature_names is not None else [f'x{c}' if len(inputs) == 1 else f'x{i}_{c}' for i, c in auto]
     return [Feature(str(nm), [ic]) for nm, ic in zip(names, auto)]
 
-# %% ../nbs/03_importance.ipynb #cccc61c4
-def permutation_importance(predict, # model: a callable or `nn.Module` on the input tensors (put in eval mode for the call)
-                           inputs, # tensor / array, or tuple of them, rows on axis 0; features on the last axis
+# %% ../nbs/03_importance.ipynb #fbaefe42
+def permutation_importance(predict, # model: `nn.Module` (eval mode for the call) or callable; given numpy arrays if `inputs` are numpy
+                           inputs, # tensor / array, or tuple of them, rows on axis 0; features on `feature_axis`
                            target=None, # targets passed to `score`
                            score=None, # callable `f(preds, target)`, `Scorer` or fastai `Metric`; default: mean squared error
                            features=None, # list of `Feature`; default: one per column of each input's last axis
@@ -170,20 +221,28 @@ def permutation_importance(predict, # model: a callable or `nn.Module` on the in
                            progress:bool=True, # show a progress bar
                            plot:bool=False, # also draw `plot_importance`
                            strata:dict|None=None, # feature name -> stratum id per row: conditional permutation
+                           feature_axis:int=-1, # axis of the features in each input (3-D: samples x time x features)
+                           per_output:bool=False, # score each output column separately: a feature x output table
                           )->pd.DataFrame:
     "Permutation importance of each feature (or group) of `inputs` for `predict`, as a sorted table."
-    if target is None: raise ValueError("permutation importance needs `target` (labels) to score against.")
+    if target is None: raise ValueError("permutation importance needs `target` (labels) to score against; "
+                                        "for a label-free analysis use `feature_sensitivity`.")
     n_repeats = _check_repeats(n_repeats)
     seed = resolve_seed(seed)
     g = make_generator(seed)
-    inputs, target, idx = prepare_inputs(predict, inputs, target, max_rows, g, device)
+    inputs, target, idx, model = prepare_inputs(predict, inputs, target, max_rows, g, device, feature_axis)
     if features is None: features = default_features(inputs, feature_names)
     features = resolve_features(features, groups, cols)
     scorer = Scorer(score if score is not None else mean_squared_error, higher_is_better=higher_is_better)
     if strata: strata = {k: (torch.as_tensor(np.asarray(v))[idx] if idx is not None else v) for k, v in strata.items()}
+    run_scorer = per_output_scorer(scorer) if per_output else scorer
     with eval_mode(predict):
-        base, perm = permutation_scores(predict, inputs, target, scorer, features, n_repeats, g, chunk_rows, progress, strata)
+        base, perm = permutation_scores(model, inputs, target, run_scorer, features, n_repeats, g, chunk_rows, progress, strata)
     imp = (base - perm) if scorer.higher_is_better else (perm - base)
+    if per_output:
+        return output_table([f.name for f in features], [f.kind for f in features], imp,
+                            dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
+                                 baseline=[float(b) for b in base], n_repeats=n_repeats, seed=seed, n_rows=len(inputs[0])))
     fi = importance_table([f.name for f in features], [f.kind for f in features], imp, [f.members for f in features],
                           attrs=dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
                                      baseline=float(base), n_repeats=n_repeats, seed=seed, n_rows=len(inputs[0]),

@@ -40,7 +40,7 @@ def pair_table(names, single, joint, pairs, attrs=None)->pd.DataFrame:
     df.attrs.update(attrs or {}); df.attrs['features'] = list(names)
     return df
 
-# %% ../nbs/08_interactions.ipynb #2ccd362b
+# %% ../nbs/08_interactions.ipynb #b9c7d226
 def double_permutation(predict, # model: a callable or `nn.Module` on the input tensors
                        inputs, # tensor / array, or tuple of them, rows on axis 0; features on the last axis
                        target=None, # targets passed to `score`
@@ -65,7 +65,7 @@ def double_permutation(predict, # model: a callable or `nn.Module` on the input 
         raise ValueError(f"top_k must be an int >= 2, got {top_k!r}.")
     seed = resolve_seed(seed)
     g = make_generator(seed)
-    inputs, target, _ = prepare_inputs(predict, inputs, target, max_rows, g, device)
+    inputs, target, _, model = prepare_inputs(predict, inputs, target, max_rows, g, device)
     state = g.get_state()   # every stage draws the same permutations: common random numbers across stages
     if features is None: features = default_features(inputs, feature_names)
     features = resolve_features(features)
@@ -73,7 +73,7 @@ def double_permutation(predict, # model: a callable or `nn.Module` on the input 
     sign = -1. if scorer.higher_is_better else 1.
     def run(fs):
         g.set_state(state)
-        base, sc = permutation_scores(predict, inputs, target, scorer, fs, n_repeats, g, chunk_rows, progress)
+        base, sc = permutation_scores(model, inputs, target, scorer, fs, n_repeats, g, chunk_rows, progress)
         return base, sign * (sc - base)
     with eval_mode(predict):
         if cols is None:
