@@ -39,19 +39,21 @@ def importance_table(names, # feature names, one per row of `values`
     df.attrs['repeats'] = {n: [float(v) for v in row] for n, row in zip(names, values)}
     return df
 
-# %% ../nbs/02_results.ipynb #7dc3d84e
+# %% ../nbs/02_results.ipynb #2525acc2
 TYPE_COLORS = {'continuous': '#1f77b4', 'categorical': '#ff7f0e', 'group': '#2ca02c'}
 
-def plot_importance(fi:pd.DataFrame, # a table from `importance_table` / `feature_importance`
+def plot_importance(fi:pd.DataFrame, # a table from `importance_table` / `feature_importance` / `feature_sensitivity`
                     ax=None, # matplotlib axes to draw on (default: a new figure)
                     error:str|None='ci', # 'ci' (95% interval), 'std', or None
                     top:int|None=None, # show only the `top` most important features
                     title:str|None=None, # default: the metric and baseline from `fi.attrs`
+                    value:str='importance', # the column drawn ('sensitivity' for a sensitivity table)
                    ):
     "Horizontal bar chart of `fi`, most important at the top, with error bars; returns the axes."
     import matplotlib.pyplot as plt
     if error not in ('ci', 'std', None): raise ValueError(f"error must be 'ci', 'std' or None, got {error!r}.")
-    d = fi.head(top) if top else fi
+    if value not in fi.columns: raise ValueError(f"value {value!r} is not a column of the table; it has {list(fi.columns)}.")
+    d = (fi.head(top) if top else fi).rename(columns={value: 'importance'}) if value != 'importance' else (fi.head(top) if top else fi)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.35 * len(d) + 1.2))
     y = np.arange(len(d))[::-1]
@@ -64,8 +66,9 @@ def plot_importance(fi:pd.DataFrame, # a table from `importance_table` / `featur
     ax.axvline(0, color='k', lw=0.8)
     a = fi.attrs
     metric = a.get('metric', 'score')
-    ax.set_xlabel(f"importance: increase in {metric}" if not a.get('higher_is_better') else f"importance: decrease in {metric}")
-    if title is None and 'baseline' in a: title = f"Permutation importance ({metric}, baseline {a['baseline']:.4g}, {a.get('n_repeats', '?')} repeats)"
+    if value != 'importance': ax.set_xlabel(value.replace('_', ' '))
+    else: ax.set_xlabel(f"importance: increase in {metric}" if not a.get('higher_is_better') else f"importance: decrease in {metric}")
+    if title is None and 'baseline' in a and value == 'importance': title = f"Permutation importance ({metric}, baseline {a['baseline']:.4g}, {a.get('n_repeats', '?')} repeats)"
     if title: ax.set_title(title, fontsize=10)
     from matplotlib.patches import Patch
     kinds = [k for k in TYPE_COLORS if k in set(d['type'])]

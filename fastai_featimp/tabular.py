@@ -21,7 +21,8 @@ from .importance import permutation_importance, resolve_features
 from .associations import association_matrix, auto_groups, partner_strata, _check_threshold
 
 # %% auto #0
-__all__ = ['check_tabular', 'column_table', 'EncodedData', 'encode_dataframe', 'encode_dataloader', 'encode', 'learner_scorer']
+__all__ = ['check_tabular', 'column_table', 'EncodedData', 'encode_dataframe', 'encode_dataloader', 'encode', 'learner_scorer',
+           'output_names']
 
 # %% ../nbs/05_tabular.ipynb #bd678eb2
 def check_tabular(learn):
@@ -181,7 +182,15 @@ def learner_scorer(learn, # a fastai learner
         metric = found
     return Scorer(metric, higher_is_better=higher_is_better)
 
-# %% ../nbs/05_tabular.ipynb #c838cea6
+# %% ../nbs/05_tabular.ipynb #6640e44a
+def output_names(learn)->list:
+    "Names of the model's output columns: the classes of a classifier, else the target names."
+    vocab = getattr(learn.dls, 'vocab', None)
+    if vocab is not None and getattr(learn.dls, 'c', None) == len(vocab) and len(learn.dls.y_names) == 1:
+        return [str(v) for v in vocab]
+    return [str(n) for n in learn.dls.y_names]
+
+# %% ../nbs/05_tabular.ipynb #4e64b054
 @patch
 def feature_importance(self:Learner,
                        df:pd.DataFrame|None=None, # labelled rows in raw form (default: `learn.dls.valid`)
@@ -200,10 +209,14 @@ def feature_importance(self:Learner,
                        conditional:bool|dict=False, # permute within strata of associated columns (or dict name -> partners)
                        cond_threshold:float=0.5, # with `conditional=True`: association that makes a partner
                        n_bins:int=4, # with `conditional`: quantile bins per continuous partner
+                       per_output:bool=False, # multi-target regression: one row per feature and target
                       )->pd.DataFrame:
     "Permutation importance of each column (or group) of a tabular learner, as a sorted table."
     data = encode(self, df=df, dl=dl, labelled=True)
     scorer = learner_scorer(self, metric, higher_is_better)
+    if per_output and data.y.shape[-1] < 2:
+        raise ValueError(f"per_output is for models with several targets (multi-target regression); this learner has "
+                         f"y_names={list(self.dls.y_names)} and one target column.")
     assoc, extra = None, {}
     if isinstance(groups, str):
         if groups != 'auto': raise ValueError(f"groups must be a list, a dict or 'auto', got {groups!r}.")
@@ -222,8 +235,14 @@ def feature_importance(self:Learner,
         extra.update(conditional=True, partners=partners, n_bins=n_bins)
     fi = permutation_importance(self.model, data.inputs, data.y, score=scorer, features=features,
                                 n_repeats=n_repeats, seed=seed, max_rows=max_rows, chunk_rows=bs,
-                                progress=progress, plot=False, strata=strata)
+                                progress=progress, plot=False, strata=strata, per_output=per_output)
     fi.attrs.update(extra)
+    if per_output:
+        fi['output'] = fi.output.map(dict(zip([f'out{k}' for k in range(data.y.shape[-1])], output_names(self))))
+        if plot:
+            from fastai_featimp.sensitivity import plot_output_matrix
+            plot_output_matrix(fi, 'importance')
+        return fi
     info = data.feature_info()
     fi['columns'] = [info.loc[f, 'columns'] if f in info.index else ', '.join(info.loc[m.strip(), 'columns'] for m in ms.split(','))
                      for f, ms in zip(fi.feature, fi.members)]
