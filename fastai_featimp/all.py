@@ -7,7 +7,7 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #59a1651c
+# %% ../nbs/99_all.ipynb #74cea9ae
 from .engine import *
 from .scoring import *
 from .results import *
@@ -17,5 +17,7 @@ from .associations import *
 from .interactions import *
 from .tabular import *
 from .correlated import *
-from . import engine, scoring, results, importance, demo, associations, interactions, tabular, correlated
-__all__ = [n for m in (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated) for n in m.__all__]
+from .sensitivity import *
+from . import engine, scoring, results, importance, demo, associations, interactions, tabular, correlated, sensitivity
+__all__ = [n for m in (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated, sensitivity)
+           for n in m.__all__]

@@ -105,7 +105,7 @@ def _piece(inputs, job, a, b):
         out.append(xs)
     return out
 
-# %% ../nbs/00_engine.ipynb #a9be92c5
+# %% ../nbs/00_engine.ipynb #afc12041
 def predict_jobs(predict, # callable taking the input tensors, returning a tensor with rows on axis 0
                  inputs, # tensor or tuple of tensors, rows on axis 0, already on the model's device
                  jobs, # list of `Job`
@@ -125,8 +125,8 @@ def predict_jobs(predict, # callable taking the input tensors, returning a tenso
         xb = [torch.cat(p, 0) if len(parts) > 1 else p[0] for p in zip(*parts)]
         with torch.inference_mode(): out = predict(*xb)
         if not isinstance(out, torch.Tensor): raise TypeError(f"the model must return a tensor, got {type(out).__name__}.")
-        if len(out) != len(xb[0]):
-            raise ValueError(f"the model returned {len(out)} rows for a batch of {len(xb[0])}: it must return one prediction per row.")
+        if out.ndim == 0 or len(out) != len(xb[0]):
+            raise ValueError(f"the model returned shape {tuple(out.shape)} for a batch of {len(xb[0])} rows: it must return one prediction per row.")
         done, start = [], 0
         for j, a, b in batch:
             pending.setdefault(j, []).append(out[start:start + b - a]); start += b - a
