@@ -7,7 +7,7 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #74cea9ae
+# %% ../nbs/99_all.ipynb #9550126e
 from .engine import *
 from .scoring import *
 from .results import *
@@ -18,6 +18,8 @@ from .interactions import *
 from .tabular import *
 from .correlated import *
 from .sensitivity import *
-from . import engine, scoring, results, importance, demo, associations, interactions, tabular, correlated, sensitivity
-__all__ = [n for m in (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated, sensitivity)
-           for n in m.__all__]
+from .retrain import *
+from . import (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated,
+                            sensitivity, retrain)
+__all__ = [n for m in (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated,
+                       sensitivity, retrain) for n in m.__all__]
