@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize,
                                 CategoryBlock, RegressionBlock, accuracy, rmse)
 from fastai_featimp.all import demo_learner, make_demo_data, isolated_seed
@@ -84,3 +85,13 @@ def exported_reg(reg, tmp_path_factory):
     path = tmp_path_factory.mktemp('export') / 'reg.pkl'
     learn.export(path)  # absolute path: `learn.path / path` is `path`
     return load_learner(path, cpu=True), test_df
+
+
+class Recording(nn.Module):
+    "Wraps a tabular model and records the inputs of every forward pass."
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, []
+    def forward(self, x_cat, x_cont):
+        self.calls.append((x_cat.clone(), x_cont.clone()))
+        return self.model(x_cat, x_cont)

@@ -4,6 +4,7 @@ import contextlib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Recording
 import torch
 from torch import nn
 from fastai.tabular.all import (Learner, CrossEntropyLossFlat, accuracy, rmse, mae, RocAucBinary)
@@ -145,14 +146,6 @@ def test_na_indicator_is_part_of_its_column(reg):
     assert set(x2.columns) == {(0, cats.index('x2_na')), (1, conts.index('x2'))}
 
 
-class Recording(nn.Module):
-    "Wraps a tabular model and records the inputs of every forward pass."
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.calls = model, []
-    def forward(self, x_cat, x_cont):
-        self.calls.append((x_cat.clone(), x_cont.clone()))
-        return self.model(x_cat, x_cont)
 
 
 def test_na_indicator_is_permuted_with_its_column(reg):

@@ -4,6 +4,7 @@ import contextlib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Recording
 import torch
 from torch import nn
 from scipy.stats import spearmanr
@@ -190,13 +191,6 @@ def test_chunk_size_does_not_change_results(reg):
     for f in a.index: assert np.allclose(a.attrs['repeats'][f], b.attrs['repeats'][f], rtol=1e-4, atol=1e-5), f
 
 
-class Recording(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.calls = model, []
-    def forward(self, x_cat, x_cont):
-        self.calls.append((x_cat.clone(), x_cont.clone()))
-        return self.model(x_cat, x_cont)
 
 
 def test_each_job_permutes_exactly_one_feature_with_a_shared_permutation(reg):
