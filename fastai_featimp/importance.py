@@ -203,7 +203,7 @@ def default_features(inputs, feature_names=None)->list:
     names = list(feature_names) if feature_names is not None else [f'x{c}' if len(inputs) == 1 else f'x{i}_{c}' for i, c in auto]
     return [Feature(str(nm), [ic]) for nm, ic in zip(names, auto)]
 
-# %% ../nbs/03_importance.ipynb #fbaefe42
+# %% ../nbs/03_importance.ipynb #ad770b7b
 def permutation_importance(predict, # model: `nn.Module` (eval mode for the call) or callable; given numpy arrays if `inputs` are numpy
                            inputs, # tensor / array, or tuple of them, rows on axis 0; features on `feature_axis`
                            target=None, # targets passed to `score`
@@ -216,7 +216,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
                            seed:int|None=None, # seed of the permutations (None: fresh, reported in `attrs['seed']`)
                            max_rows:int|None=None, # score a seeded random subsample of this many rows
                            higher_is_better:bool|None=None, # direction of `score` (default: from its name)
-                           chunk_rows:int|None=None, # rows per forward pass (default: by memory, up to 65,536)
+                           chunk_rows:int|None=None, # rows per forward pass (default: 8,192 on CPU, 65,536 on GPU)
                            device=None, # where to run (default: the module's device, else the inputs')
                            progress:bool=True, # show a progress bar
                            plot:bool=False, # also draw `plot_importance`

@@ -190,7 +190,7 @@ def output_names(learn)->list:
         return [str(v) for v in vocab]
     return [str(n) for n in learn.dls.y_names]
 
-# %% ../nbs/05_tabular.ipynb #4e64b054
+# %% ../nbs/05_tabular.ipynb #86e56a76
 @patch
 def feature_importance(self:Learner,
                        df:pd.DataFrame|None=None, # labelled rows in raw form (default: `learn.dls.valid`)
@@ -200,7 +200,7 @@ def feature_importance(self:Learner,
                        groups=None, # list of names / lists of names, or dict name -> list: permuted jointly
                        cols=None, # names of the features scored alone (default: all not in a group)
                        seed:int|None=None, # seed of the permutations (None: fresh, kept in `attrs['seed']`)
-                       bs:int|None=None, # rows per forward pass (default: by memory, up to 65,536)
+                       bs:int|None=None, # rows per forward pass (default: 8,192 on CPU, 65,536 on GPU)
                        progress:bool=True, # show a progress bar
                        plot:bool=False, # also draw the sorted bar chart
                        higher_is_better:bool|None=None, # override the metric's direction
