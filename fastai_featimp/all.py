@@ -7,7 +7,7 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #9550126e
+# %% ../nbs/99_all.ipynb #4f0a6ae2
 from .engine import *
 from .scoring import *
 from .results import *
@@ -19,7 +19,9 @@ from .tabular import *
 from .correlated import *
 from .sensitivity import *
 from .retrain import *
+from .partial_dependence import *
 from . import (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated,
                             sensitivity, retrain)
+from . import partial_dependence as _partial_dependence_module   # `partial_dependence` is the function
 __all__ = [n for m in (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated,
-                       sensitivity, retrain) for n in m.__all__]
+                       sensitivity, retrain, _partial_dependence_module) for n in m.__all__]
