@@ -7,7 +7,7 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #4f0a6ae2
+# %% ../nbs/99_all.ipynb #c52a46bf
 from .engine import *
 from .scoring import *
 from .results import *
@@ -20,8 +20,9 @@ from .correlated import *
 from .sensitivity import *
 from .retrain import *
 from .partial_dependence import *
+from .shapley import *
 from . import (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated,
-                            sensitivity, retrain)
+                            sensitivity, retrain, shapley)
 from . import partial_dependence as _partial_dependence_module   # `partial_dependence` is the function
 __all__ = [n for m in (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated,
-                       sensitivity, retrain, _partial_dependence_module) for n in m.__all__]
+                       sensitivity, retrain, shapley, _partial_dependence_module) for n in m.__all__]
