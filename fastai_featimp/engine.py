@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['Feature', 'Job', 'resolve_seed', 'make_generator', 'eval_mode', 'default_chunk_rows', 'predict_jobs']
+__all__ = ['Feature', 'Job', 'resolve_seed', 'make_generator', 'eval_mode', 'default_chunk_rows', 'forward', 'predict_jobs']
 
 # %% ../nbs/00_engine.ipynb #3e6c4119
 @dataclass(frozen=True)
@@ -106,7 +106,17 @@ def _piece(inputs, job, a, b):
         out.append(xs)
     return out
 
-# %% ../nbs/00_engine.ipynb #afc12041
+# %% ../nbs/00_engine.ipynb #b866db33
+def forward(predict, # callable taking the input tensors
+            xb, # list of input tensors of one batch
+           )->torch.Tensor:
+    "One forward pass under `torch.inference_mode()`, checked to return a tensor with one prediction per row."
+    with torch.inference_mode(): out = predict(*xb)
+    if not isinstance(out, torch.Tensor): raise TypeError(f"the model must return a tensor, got {type(out).__name__}.")
+    if out.ndim == 0 or len(out) != len(xb[0]):
+        raise ValueError(f"the model returned shape {tuple(out.shape)} for a batch of {len(xb[0])} rows: it must return one prediction per row.")
+    return out
+
 def predict_jobs(predict, # callable taking the input tensors, returning a tensor with rows on axis 0
                  inputs, # tensor or tuple of tensors, rows on axis 0, already on the model's device
                  jobs, # list of `Job`
@@ -123,11 +133,7 @@ def predict_jobs(predict, # callable taking the input tensors, returning a tenso
 
     def run(batch):
         parts = [_piece(inputs, jobs[j], a, b) for j, a, b in batch]
-        xb = [torch.cat(p, 0) if len(parts) > 1 else p[0] for p in zip(*parts)]
-        with torch.inference_mode(): out = predict(*xb)
-        if not isinstance(out, torch.Tensor): raise TypeError(f"the model must return a tensor, got {type(out).__name__}.")
-        if out.ndim == 0 or len(out) != len(xb[0]):
-            raise ValueError(f"the model returned shape {tuple(out.shape)} for a batch of {len(xb[0])} rows: it must return one prediction per row.")
+        out = forward(predict, [torch.cat(p, 0) if len(parts) > 1 else p[0] for p in zip(*parts)])
         done, start = [], 0
         for j, a, b in batch:
             pending.setdefault(j, []).append(out[start:start + b - a]); start += b - a

@@ -13,7 +13,7 @@ import torch
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastprogress.fastprogress import progress_bar
-from .engine import Feature, eval_mode, make_generator, resolve_seed, default_chunk_rows
+from .engine import Feature, eval_mode, make_generator, resolve_seed, default_chunk_rows, forward
 from .importance import resolve_features, default_features, _to_tensor, _model_device
 from .results import importance_table, plot_importance
 from .tabular import check_tabular, encode_dataframe, encode_dataloader, _raw_input_columns
@@ -86,11 +86,8 @@ def coalition_values(predict, # model: callable on the input tensors (in eval mo
             shape = (len(rr), 1) + (1,) * (x.ndim - 2) + (x.shape[-1],)
             v = torch.where(take.view(shape), x[rr].unsqueeze(1), bg.unsqueeze(0))
             xb.append(v.reshape(-1, *x.shape[1:]))
+        p = forward(predict, xb)   # the engine's checked forward pass (inference mode, one prediction per row)
         with torch.inference_mode():
-            p = predict(*xb)
-            if not isinstance(p, torch.Tensor): raise TypeError(f"the model must return a tensor, got {type(p).__name__}.")
-            if len(p) != len(xb[0]):
-                raise ValueError(f"the model returned {len(p)} rows for a batch of {len(xb[0])}: it must return one prediction per row.")
             if activation is not None: p = activation(p)
             p = p.reshape(len(rr), nb, -1).double().mean(1)
         if out is None: out = torch.empty(e, p.shape[1], dtype=torch.float64, device=dev)
