@@ -1,23 +1,54 @@
-"""Time `learn.explain` on 100 rows of a 10-feature tabular learner against a 100-row background, and, in the same
-run, `shap.PermutationExplainer` wrapped around the same learner (needs `pip install shap`).
+#!/usr/bin/env python
+"""Time `learn.explain` (Shapley values) against the `shap` package's PermutationExplainer on the same learner, in one run.
 
-Usage: python benchmarks/bench_shapley.py [--rows 100] [--background 100] [--permutations 32]
+Usage: python benchmarks/bench_shapley.py [--rows 100] [--background 100] [--permutations 32] [--predict-rows 5]
+                                          [--threads 1] [--exact]
 
-The learner: the package's demo data widened with three extra continuous columns (10 features), trained briefly.
-  ours : learn.explain(rows, background=bg, method='permutation', n_permutations=P) — antithetic permutation sampling,
-         every coalition of every row evaluated as batched engine jobs on encoded tensors.
-  shap : shap.PermutationExplainer(f, shap.maskers.Independent(bg_encoded, max_samples=len(bg)), max_evals=...)
-         where f maps the ENCODED feature matrix (categorical codes and normalised values, encoded once outside the
-         timing) through learn.model on all rows in one call — the fastest wrapper a user can write (a wrapper on raw
-         rows through test_dl + get_preds is much slower). max_evals is set so shap evaluates as many coalitions per
-         row as ours: P/2 antithetic pairs of orders of 10 features.
-Printed: seconds for each, the ratio, and the mean |ours - shap| relative to the mean |attribution|.
+A `tabular_learner` with 10 features (the package's synthetic demo data without missing values, plus three extra
+continuous columns: 2 categoricals, 8 continuous) is trained for two epochs. Then `--rows` rows are explained against
+the same `--background` rows, with the same number of antithetic permutation pairs (`--permutations / 2`) everywhere:
+
+  ours        : learn.explain(rows, background=bg, method='permutation', n_permutations=P) end to end (encoding
+                included); every (row, coalition) is averaged over the background in batched forward passes.
+  floor       : the same number of model rows (`attrs['n_model_rows']`) as bare forward passes of learn.model over
+                prebuilt tensors in chunks of `default_chunk_rows` (as ours uses), under torch.inference_mode() — no
+                virtual-row building, no activation, no averaging.
+  shap/model  : shap.PermutationExplainer on the bare model: features as numbers (category codes, normalised
+                continuous values), f(X) calls learn.model on tensors (shap's best case), max_evals = (P/2) * (2M + 1),
+                all rows.
+  shap/predict: shap.PermutationExplainer wrapped around the learner's own prediction path, as users do it: f(X) turns
+                the numbers back into a raw DataFrame and calls learn.get_preds(dl=learn.dls.test_dl(df)); timed on
+                `--predict-rows` rows only (it is slow) and compared per row.
+  exact       : with --exact, also learn.explain(method='exact') (2**10 coalitions per row).
+
+Printed: seconds, seconds per row, model rows evaluated, the ratios shap/ours (per row) and ours/floor, and the
+agreement between our attributions and shap's (both are estimates; their difference should be about their noise).
 """
 import argparse, time, warnings
 import numpy as np
+import pandas as pd
 import torch
 
 warnings.filterwarnings('ignore')
+
+
+def build(n=6000, seed=0):
+    from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RegressionBlock
+    from fastai_featimp.all import make_demo_data, isolated_seed
+    df = make_demo_data(n, 'regression', seed=seed, missing=0.0)
+    rng = np.random.default_rng(1)
+    extra = ['e0', 'e1', 'e2']
+    for i, c in enumerate(extra): df[c] = rng.normal(size=len(df))
+    df['y'] = df.y + 0.5 * df.e0 - 0.3 * df.e1 * df.x1
+    n_tr = int(0.7 * n)
+    train, test = df.iloc[:n_tr].reset_index(drop=True), df.iloc[n_tr:].reset_index(drop=True)
+    conts = ['x1', 'x2', 'x3', 'x3_twin', 'noise'] + extra
+    with isolated_seed(seed):
+        dls = TabularDataLoaders.from_df(train, procs=[Categorify, FillMissing, Normalize], cat_names=['shade', 'zip'],
+                                         cont_names=conts, y_names='y', y_block=RegressionBlock(), valid_pct=0.2, bs=512)
+        learn = tabular_learner(dls, layers=[100, 50])
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 1e-2)
+    return learn, test
 
 
 def main():
@@ -25,58 +56,100 @@ def main():
     ap.add_argument('--rows', type=int, default=100)
     ap.add_argument('--background', type=int, default=100)
     ap.add_argument('--permutations', type=int, default=32)
+    ap.add_argument('--predict-rows', type=int, default=5)
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--exact', action='store_true')
     args = ap.parse_args()
-    from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RegressionBlock
-    from fastai_featimp.all import make_demo_data, isolated_seed, encode
-    import fastai_featimp.shapley  # Learner.explain
-    df = make_demo_data(8000, 'regression', seed=0)
-    rng = np.random.default_rng(1)
-    for c in ['e0', 'e1', 'e2']: df[c] = rng.normal(size=len(df))
-    df['y'] = df.y + 0.5 * df.e0
-    tr, te = df.iloc[:6000], df.iloc[6000:].reset_index(drop=True)
-    conts = ['x1', 'x2', 'x3', 'x3_twin', 'noise', 'e0', 'e1', 'e2']
-    with isolated_seed(0):
-        dls = TabularDataLoaders.from_df(tr, procs=[Categorify, FillMissing, Normalize], cat_names=['shade', 'zip'],
-                                         cont_names=conts, y_names='y', y_block=RegressionBlock(), valid_pct=0.2, bs=256)
-        learn = tabular_learner(dls, layers=[200, 100])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 1e-2)
-    rows, bg = te.iloc[:args.rows], te.iloc[1000:1000 + args.background]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(rows)} rows x {len(bg)} background rows, "
-          f"10 features, {args.permutations} orders per row")
+    torch.set_num_threads(args.threads)
+    import shap
+    from fastai_featimp.all import encode, default_chunk_rows
+    import fastai_featimp.shapley  # noqa: F401  (patches Learner.explain)
 
+    learn, test = build()
+    rows, bg = test.iloc[:args.rows], test.iloc[args.rows:args.rows + args.background]
+    n_feat, P = 10, args.permutations
+    print(f"torch {torch.__version__}, shap {shap.__version__}, {torch.get_num_threads()} thread(s); {len(rows)} rows explained, "
+          f"{len(bg)} background rows, {n_feat} features, {P} permutations ({P // 2} antithetic pairs) per row")
+
+    # ours
+    learn.explain(rows.iloc[:2], background=bg.iloc[:10], n_background=None, method='permutation', n_permutations=4, progress=False)  # warm-up
     t0 = time.perf_counter()
-    sv = learn.explain(rows, background=bg, method='permutation', n_permutations=args.permutations, seed=0, progress=False)
-    ours = time.perf_counter() - t0
-    print(f"ours (learn.explain)          : {ours:7.2f} s")
-    try:
-        import shap
-    except ImportError:
-        print("shap is not installed: `pip install shap` to time it in the same run"); return
-    # encoded matrix: one column per encoded column. x2's `_na` indicator cannot be rebuilt from the filled x2, so it is
-    # a column of its own and shap treats x2 and x2_na as two players; we compare the sum of the two with our x2.
-    d_rows, d_bg = encode(learn, df=rows), encode(learn, df=bg)
-    Xr = torch.cat([d_rows.x_cat.double(), d_rows.x_cont.double()], 1).numpy()
-    Xb = torch.cat([d_bg.x_cat.double(), d_bg.x_cont.double()], 1).numpy()
-    nc = d_rows.x_cat.shape[1]
+    ours = learn.explain(rows, background=bg, n_background=None, method='permutation', n_permutations=P, seed=0, progress=False)
+    t_ours = time.perf_counter() - t0
+    n_model_rows = ours.attrs['n_model_rows']
+
+    # floor: the same number of bare forward passes
+    data = encode(learn, df=pd.concat([rows, bg]), labelled=False)
+    g = torch.Generator().manual_seed(0)
+    cr = default_chunk_rows(data.inputs)
+    idx = torch.randint(0, data.n_rows, (cr,), generator=g)
+    xc, xn = data.x_cat[idx], data.x_cont[idx]
     model = learn.model.eval()
-    def f(a):
-        a = torch.as_tensor(a)
-        with torch.inference_mode(): return model(a[:, :nc].round().long(), a[:, nc:].float())[:, 0].numpy()
-    m = Xr.shape[1]
-    expl = shap.PermutationExplainer(f, shap.maskers.Independent(Xb, max_samples=len(Xb)), seed=0)
     t0 = time.perf_counter()
-    ref = expl(Xr, max_evals=args.permutations * m + 1, silent=True).values
-    theirs = time.perf_counter() - t0
-    names = list(d_rows.columns.name)
-    own = sv.pivot(index='row', columns='feature', values='attribution')
-    ref_f = {}
-    for r in d_rows.columns.itertuples():
-        ref_f[r.feature] = ref_f.get(r.feature, 0) + ref[:, names.index(r.name)]
-    diff = np.mean([np.abs(own[k].to_numpy() - v).mean() for k, v in ref_f.items()])
-    scale = np.mean([np.abs(v).mean() for v in ref_f.values()])
-    print(f"shap.PermutationExplainer     : {theirs:7.2f} s")
-    print(f"shap / ours                   : {theirs / ours:7.2f}x")
-    print(f"mean |ours - shap| / mean |attribution|: {diff / scale:.3f} (both sampled: a few % is sampling noise)")
+    with torch.inference_mode():
+        left = n_model_rows
+        while left > 0:
+            k = min(left, cr); model(xc[:k], xn[:k]); left -= k
+    t_floor = time.perf_counter() - t0
+
+    # shap on the bare model, features as numbers
+    enc_rows = encode(learn, df=rows, labelled=False); enc_bg = encode(learn, df=bg, labelled=False)
+    n_cat = enc_rows.x_cat.shape[1]
+    as_num = lambda d: np.hstack([d.x_cat.numpy().astype(float), d.x_cont.numpy().astype(float)])
+
+    def f_model(X):
+        X = torch.as_tensor(X)
+        with torch.inference_mode(): return model(X[:, :n_cat].long(), X[:, n_cat:].float())[:, 0].double().numpy()
+
+    max_evals = (P // 2) * (2 * n_feat + 1)
+    np.random.seed(0)   # shap draws its orders from NumPy's global generator
+    expl = shap.explainers.Permutation(f_model, shap.maskers.Independent(as_num(enc_bg), max_samples=len(bg)))
+    t0 = time.perf_counter()
+    sh = expl(as_num(enc_rows), max_evals=max_evals, silent=True).values
+    t_shap_model = time.perf_counter() - t0
+
+    # shap around the learner's own prediction path (raw DataFrame -> test_dl -> get_preds)
+    cats, conts = list(learn.dls.cat_names), list(learn.dls.cont_names)
+    classes = learn.dls.classes
+    raw_num = lambda df: np.hstack([np.stack([df[c].map({v: i for i, v in enumerate(classes[c])}).to_numpy(float) for c in cats], 1),
+                                    df[conts].to_numpy(float)])
+
+    def f_predict(X):
+        df = pd.DataFrame({c: np.asarray(classes[c], dtype=object)[X[:, i].astype(int)] for i, c in enumerate(cats)})
+        for j, c in enumerate(conts): df[c] = X[:, len(cats) + j]
+        with learn.no_bar(): return learn.get_preds(dl=learn.dls.test_dl(df))[0][:, 0].double().numpy()
+
+    k = min(args.predict_rows, len(rows))
+    expl2 = shap.explainers.Permutation(f_predict, shap.maskers.Independent(raw_num(bg), max_samples=len(bg)))
+    t0 = time.perf_counter()
+    sh2 = expl2(raw_num(rows.iloc[:k]), max_evals=max_evals, silent=True).values
+    t_shap_predict = time.perf_counter() - t0
+
+    t_exact = None
+    if args.exact:
+        t0 = time.perf_counter()
+        ex = learn.explain(rows, background=bg, n_background=None, method='exact', progress=False)
+        t_exact = time.perf_counter() - t0
+
+    a = ours.attribution.to_numpy().reshape(len(rows), n_feat)
+    order = [list(ours.feature.unique()).index(c) for c in ['shade', 'zip'] + conts]   # shap's column order
+    a = a[:, order]
+    se = ours.std_err.to_numpy().reshape(len(rows), n_feat)[:, order]
+    z = (sh - a) / np.sqrt(2 * se ** 2 + 1e-30)   # both are estimates with about the same noise
+    per = lambda t, n: t / n
+    print(f"model rows evaluated by ours: {n_model_rows:,} ({ours.attrs['n_coalitions']:,} distinct (row, coalition) pairs "
+          f"x {len(bg)} background rows)")
+    print(f"ours  (learn.explain, permutation)     : {t_ours:8.2f} s  ({per(t_ours, len(rows)):.3f} s/row)")
+    print(f"floor (bare forward passes, same rows, {cr:,} per pass): {t_floor:8.2f} s")
+    print(f"shap/model   (PermutationExplainer)     : {t_shap_model:8.2f} s  ({per(t_shap_model, len(rows)):.3f} s/row)")
+    print(f"shap/predict (get_preds on test_dl), {k} rows: {t_shap_predict:8.2f} s  ({per(t_shap_predict, k):.3f} s/row)")
+    if t_exact is not None: print(f"ours exact (2**{n_feat} coalitions per row)  : {t_exact:8.2f} s")
+    print(f"ratio shap/model   / ours (per row)     : {per(t_shap_model, len(rows)) / per(t_ours, len(rows)):8.1f}")
+    print(f"ratio shap/predict / ours (per row)     : {per(t_shap_predict, k) / per(t_ours, len(rows)):8.1f}")
+    print(f"ratio ours / floor                      : {t_ours / t_floor:8.2f}")
+    print(f"agreement with shap/model: mean z^2 = {np.mean(z ** 2):.2f} (about 1 if both are unbiased with these errors), "
+          f"corr = {np.corrcoef(a.ravel(), sh.ravel())[0, 1]:.4f}; shap/predict vs ours on {k} rows: "
+          f"max |diff| = {np.abs(sh2 - a[:k]).max():.3g} (our median std_err {np.median(se):.3g})")
 
 
 if __name__ == '__main__':
