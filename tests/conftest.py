@@ -3,6 +3,7 @@
 Every learner is trained inside `isolated_seed`, so training is reproducible and leaves the global RNGs alone.
 Tests must not mutate these learners (the safety tests check that `feature_importance` does not either).
 """
+import contextlib
 import warnings
 import numpy as np
 import pandas as pd
@@ -95,3 +96,10 @@ class Recording(nn.Module):
     def forward(self, x_cat, x_cont):
         self.calls.append((x_cat.clone(), x_cont.clone()))
         return self.model(x_cat, x_cont)
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    "The package's `eval_mode` (every module's flag restored afterwards) plus `torch.no_grad()`."
+    from fastai_featimp.engine import eval_mode
+    with eval_mode(model), torch.no_grad(): yield model

@@ -1,10 +1,9 @@
 """The tabular adapter: `encode` reproduces what fastai feeds the model, the scorers reproduce `Learner.validate`,
 and `Learner.feature_importance` picks its data (valid set, dl, df, exported learner) as documented."""
-import contextlib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Recording
+from conftest import Recording, evaluating
 import torch
 from torch import nn
 from fastai.tabular.all import (Learner, CrossEntropyLossFlat, accuracy, rmse, mae, RocAucBinary)
@@ -14,15 +13,6 @@ LEARNERS = ['reg', 'clf', 'multiclass', 'multitarget']
 RAW_COLUMNS = {'x1', 'x2', 'x3', 'x3_twin', 'noise', 'shade', 'zip'}
 
 
-@contextlib.contextmanager
-def evaluating(model):
-    "Eval mode and no grad for the block; every module's `training` flag restored afterwards."
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        with torch.no_grad(): yield model
-    finally:
-        for m, t in flags: m.training = t
 
 
 def raw_outputs(learn, enc):

@@ -1,10 +1,9 @@
 """The numbers are right: known drivers found, irrelevant columns near zero, agreement with scikit-learn,
 directions of the metrics, groups, seeds, `cols`, `max_rows`, and one shared permutation per repeat."""
-import contextlib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Recording
+from conftest import Recording, evaluating
 import torch
 from torch import nn
 from scipy.stats import spearmanr
@@ -16,14 +15,6 @@ from fastai_featimp.all import DEMO_TRUTH, encode
 DRIVERS, IRRELEVANT = DEMO_TRUTH['drivers'], DEMO_TRUTH['irrelevant']
 
 
-@contextlib.contextmanager
-def evaluating(model):
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        with torch.no_grad(): yield model
-    finally:
-        for m, t in flags: m.training = t
 
 
 @pytest.mark.parametrize('name', ['reg', 'clf'])

@@ -63,6 +63,17 @@ def test_within_strata_permutation_is_uniform_within_strata():
     assert np.abs(counts / 2000 - 0.2).max() < 0.05   # each of the 5 rows of stratum 0 lands anywhere in it equally
 
 
+def _train_continuous(df, cont_names, n_train):
+    "A small seeded regression learner on the first `n_train` rows of `df` (target `y`); returns `(learn, test_df)`."
+    tr, te = df.iloc[:n_train], df.iloc[n_train:].reset_index(drop=True)
+    with isolated_seed(0):
+        dls = TabularDataLoaders.from_df(tr, procs=[Normalize], cont_names=list(cont_names), y_names='y',
+                                         y_block=RegressionBlock(), valid_pct=0.2, bs=128)
+        learn = tabular_learner(dls, layers=[64, 32])
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(4, 1e-2)
+    return learn, te
+
+
 @pytest.fixture(scope='module')
 def dup_learner():
     "y = 2a + b + noise with `a_dup` an exact copy of `a`; `noise` irrelevant."
@@ -70,13 +81,7 @@ def dup_learner():
     df = pd.DataFrame({'a': rng.normal(size=n), 'b': rng.normal(size=n), 'noise': rng.normal(size=n)})
     df['a_dup'] = df.a
     df['y'] = 2 * df.a + df.b + 0.1 * rng.normal(size=n)
-    tr, te = df.iloc[:3000], df.iloc[3000:].reset_index(drop=True)
-    with isolated_seed(0):
-        dls = TabularDataLoaders.from_df(tr, procs=[Normalize], cont_names=['a', 'a_dup', 'b', 'noise'], y_names='y',
-                                         y_block=RegressionBlock(), valid_pct=0.2, bs=128)
-        learn = tabular_learner(dls, layers=[64, 32])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(4, 1e-2)
-    return learn, te
+    return _train_continuous(df, ['a', 'a_dup', 'b', 'noise'], n_train=3000)
 
 
 def test_exact_duplicates_group_and_double_permutation(dup_learner):
@@ -108,13 +113,7 @@ def twin_learner():
     x, z = rng.normal(size=(2, n))
     df = pd.DataFrame({'x': x, 'x_twin': x + 0.05 * rng.normal(size=n), 'z': z})
     df['y'] = df.x + 0.5 * df.z + 0.1 * rng.normal(size=n)
-    tr, te = df.iloc[:3500], df.iloc[3500:].reset_index(drop=True)
-    with isolated_seed(0):
-        dls = TabularDataLoaders.from_df(tr, procs=[Normalize], cont_names=['x', 'x_twin', 'z'], y_names='y',
-                                         y_block=RegressionBlock(), valid_pct=0.2, bs=128)
-        learn = tabular_learner(dls, layers=[64, 32])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(4, 1e-2)
-    return learn, te
+    return _train_continuous(df, ['x', 'x_twin', 'z'], n_train=3500)
 
 
 def test_conditional_removes_credit_of_correlated_irrelevant_column(twin_learner):
