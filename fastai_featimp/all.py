@@ -1,4 +1,4 @@
-"""`from fastai_featimp.all import *`: the whole public API, and `Learner.feature_importance` patched in.
+"""`from fastai_featimp.all import *`: the whole public API, and the `learn.*` methods patched into fastai's `Learner`.
 
 Docs: https://fastai-featimp.github.io/fastai_featimp/all.html.md"""
 
@@ -7,22 +7,34 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #c52a46bf
-from .engine import *
-from .scoring import *
-from .results import *
-from .importance import *
+# %% ../nbs/99_all.ipynb #3ba71f81
+from .core.checks import *
+from .core.engine import *
+from .core.scoring import *
+from .core.summary import *
+from .core.features import *
+from .core.permutations import *
+from .adapters.tensors import *
+from .adapters.tabular import *
+from .analyses.permutation import *
+from .analyses.associations import *
+from .analyses.interactions import *
+from .analyses.dependence import *
+from .analyses.shapley import *
+from .analyses.sensitivity import *
+from .interpretation import *
+from .retrain.recipe import *
+from .retrain.drop_column import *
+from .present.tables import *
+from .present.plots import *
 from .demo import *
-from .associations import *
-from .interactions import *
-from .tabular import *
-from .correlated import *
-from .sensitivity import *
-from .retrain import *
-from .partial_dependence import *
-from .shapley import *
-from . import (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated,
-                            sensitivity, retrain, shapley)
-from . import partial_dependence as _partial_dependence_module   # `partial_dependence` is the function
-__all__ = [n for m in (engine, scoring, results, importance, demo, associations, interactions, tabular, correlated,
-                       sensitivity, retrain, shapley, _partial_dependence_module) for n in m.__all__]
+from .core import checks, engine, scoring, summary, features, permutations
+from .adapters import tensors, tabular
+from .analyses import permutation, associations, interactions, dependence, shapley, sensitivity
+from . import interpretation, demo
+from .retrain import recipe, drop_column
+from .present import tables, plots
+_modules = (checks, engine, scoring, summary, features, permutations, tensors, tabular, permutation, associations, interactions,
+            dependence, shapley, sensitivity, interpretation, recipe, drop_column, tables, plots, demo)
+__all__ = [n for m in _modules for n in m.__all__]
+del _modules

@@ -101,5 +101,5 @@ class Recording(nn.Module):
 @contextlib.contextmanager
 def evaluating(model):
     "The package's `eval_mode` (every module's flag restored afterwards) plus `torch.no_grad()`."
-    from fastai_featimp.engine import eval_mode
+    from fastai_featimp.core.engine import eval_mode
     with eval_mode(model), torch.no_grad(): yield model

@@ -188,9 +188,9 @@ def test_output_table_shape_and_attrs(clf):
     assert (fi.ci_low <= fi.importance).all() and (fi.importance <= fi.ci_high).all()
     t = fi.set_index('feature')
     assert t.loc['shade', 'type'] == 'categorical' and t.loc['x1', 'type'] == 'continuous'
-    assert t.loc['zip', 'levels'] == 301 and t.loc['shade', 'levels'] == 5  # levels include #na#
+    assert t.loc['zip', 'levels'] == 300 and t.loc['shade', 'levels'] == 4  # levels seen in training (fastai's #na# slot not counted)
     emb = dict(zip(learn.dls.cat_names, [e.embedding_dim for e in learn.model.embeds]))
-    assert t.loc['zip', 'emb_width'] == emb['zip'] and np.isnan(t.loc['x1', 'emb_width'])
+    assert t.loc['zip', 'emb_width'] == emb['zip'] and pd.isna(t.loc['x1', 'emb_width'])
     a = fi.attrs
     assert a['n_repeats'] == 4 and a['seed'] == 3 and a['n_rows'] == len(test_df) and a['metric'] == 'loss'
     assert a['higher_is_better'] is False

@@ -12,8 +12,9 @@ import fastcore.test as fct
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.inspection import partial_dependence as sk_partial_dependence
 from fastai_featimp.all import encode, make_demo_data
-from fastai_featimp.partial_dependence import (partial_dependence, accumulated_local_effects, h_statistic, encode_values,
-                                               raw_frame, plot_partial_dependence, plot_ale, plot_h_statistic, sklearn_grid)
+from fastai_featimp.analyses.dependence import partial_dependence, accumulated_local_effects, h_statistic, sklearn_grid
+from fastai_featimp.adapters.tabular import encode_column_values as encode_values, raw_frame
+from fastai_featimp.present.plots import plot_partial_dependence, plot_ale, plot_h_statistic
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def test_h_statistic_additive_zero_product_positive():
     for p in [('a', 'b'), ('a', 'c'), ('a', 'd'), ('b', 'c'), ('b', 'd')]: assert h.loc[p, 'h'] < 1e-3, (p, h.loc[p])
     o = h_statistic(m, X, feature_names=['a', 'b', 'c', 'd'], kind='overall', seed=0, progress=False).set_index('feature')
     assert o.h['c'] > 0.5 and o.h['d'] > 0.5 and o.h['a'] < 1e-3 and o.h['b'] < 1e-3
-    fct.test_eq(list(o.columns), ['h', 'h2', 'rms'])
+    fct.test_eq(list(o.columns), ['h', 'h_std', 'ci_low', 'ci_high', 'h2', 'rms'])
 
 
 def test_h_statistic_on_a_learner_with_a_product_term():
@@ -321,12 +322,12 @@ BAD = [
     (dict(cols=['x1', 'x3'], grid=[1., 2.]), ValueError, 'pass grid as a dict column -> values'),
     (dict(cols='x1', grid='abc'), TypeError, 'grid must be a list of values'),
     (dict(cols='x1', grid=['a', 'b']), TypeError, "the grid of the continuous column 'x1' must hold numbers"),
-    (dict(cols='x1', target='maybe'), ValueError, "target 'maybe' is not a target of this regression learner"),
+    (dict(cols='x1', target='maybe'), ValueError, "target 'maybe' is not an output of this learner: its outputs are ['y']"),
     (dict(cols=['x1', 'x3', 'noise'], plot=True), ValueError, 'a partial dependence plot shows 1 or 2 columns, got 3'),
     (dict(cols='x1', kind='mean'), ValueError, "kind must be one of ['average', 'individual', 'both']"),
-    (dict(cols='x1', grid_resolution=1), ValueError, 'grid_resolution must be an int > 1'),
+    (dict(cols='x1', grid_resolution=1), ValueError, 'grid_resolution must be an int >= 2'),
     (dict(cols='x1', percentiles=(0.9, 0.1)), ValueError, 'percentiles must satisfy 0 <= low < high <= 1'),
-    (dict(cols='x1', max_rows=0), ValueError, 'max_rows must be None or an int >= 1'),
+    (dict(cols='x1', max_rows=0), ValueError, 'max_rows must be an int >= 1'),
 ]
 
 @pytest.mark.parametrize('kw,exc,msg', BAD, ids=[m[:30] for *_, m in BAD])
@@ -344,10 +345,10 @@ def test_bad_target_of_a_classifier_and_other_methods(clf, clean):
     learn, test_df = clf
     df = test_df.iloc[:50]
     s = snapshot(learn)
-    fct.test_fail(lambda: learn.partial_dependence('x1', df=df, target='maybe'), contains="target 'maybe' is not a class of the learner: its classes are ['no', 'yes']")
+    fct.test_fail(lambda: learn.partial_dependence('x1', df=df, target='maybe'), contains="target 'maybe' is not a class of this learner: its classes are ['no', 'yes']")
     fct.test_fail(lambda: learn.ale(['x1', 'x3'], df=df), contains='ALE takes one column name')
     fct.test_fail(lambda: learn.ale('x1', df=df, n_bins=0), contains='n_bins must be an int >= 1')
-    fct.test_fail(lambda: learn.h_statistic(df=df, kind='pairs'), contains="kind must be 'pairwise' or 'overall'")
+    fct.test_fail(lambda: learn.h_statistic(df=df, kind='pairs'), contains="kind must be one of ['pairwise', 'overall']")
     fct.test_fail(lambda: learn.h_statistic(df=df, max_rows=1), contains='max_rows must be an int >= 2')
     fct.test_fail(lambda: learn.h_statistic(['x1'], df=df, progress=False), contains='pairwise H needs at least 2 columns')
     fct.test_fail(lambda: learn.h_statistic(['x1', 'nope'], df=df), contains="unknown column 'nope'")

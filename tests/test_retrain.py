@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fastai_featimp.all import demo_learner, make_demo_data
-from fastai_featimp.retrain import (RetrainRecipe, drop_column_importance, embedding_report, embedding_size_comparison,
+from fastai_featimp.all import (RetrainRecipe, drop_column_importance, embedding_report, embedding_size_comparison,
                                     learner_score)
 
 
@@ -54,7 +54,7 @@ def test_errors_come_before_any_training(demo_recipe, monkeypatch):
         drop_column_importance(bad, test_df)
     with pytest.raises(ValueError, match=r"the recipe's df lacks column\(s\) \['x1'\]"):
         embedding_size_comparison(bad, test_df)
-    with pytest.raises(ValueError, match='n_seeds must be an int >= 2'):
+    with pytest.raises(ValueError, match=r'n_seeds \(the noise floor needs a spread of at least 2 retrains\) must be an int >= 2'):
         drop_column_importance(recipe, test_df, n_seeds=1)
     with pytest.raises(ValueError, match='valid_idx must be'):
         RetrainRecipe.from_learner(learn, recipe.df, valid_idx=[10**6]).check()

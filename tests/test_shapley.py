@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fastai_featimp.all import Feature, demo_learner, make_demo_data
-from fastai_featimp.shapley import shapley_values, shapley_importance, plot_waterfall, plot_decision, plot_shapley_summary
+from fastai_featimp.all import shapley_values, shapley_importance, plot_waterfall, plot_decision, plot_shapley_summary
 
 
 class AdditiveTabular(nn.Module):
@@ -65,6 +65,7 @@ def test_efficiency_and_permutation_against_exact():
     X, B = torch.randn(25, 6, generator=g), torch.randn(60, 6, generator=g)
     ex = shapley_values(net, X, B, method='exact', progress=False)
     pm = shapley_values(net, X, B, method='permutation', n_permutations=64, seed=1, progress=False)
+    pms = [pm] + [shapley_values(net, X, B, method='permutation', n_permutations=64, seed=s, progress=False) for s in range(2, 9)]
     for t in (ex, pm):
         per = t.groupby(['row', 'output'])
         np.testing.assert_allclose(per.attribution.sum(), per.prediction.first() - per.base_value.first(), atol=1e-10)
@@ -73,7 +74,10 @@ def test_efficiency_and_permutation_against_exact():
     np.testing.assert_allclose(ex.base_value.unique(), np.sort(np.unique(ex.base_value)), atol=0)
     z = ((pm.attribution - ex.attribution) / pm.std_err).to_numpy()
     assert np.isfinite(z).all()
-    assert (z ** 2).mean() < 1.6, (z ** 2).mean()          # about 1 when the standard errors are right
+    # about 1.07 when the standard errors are right (t with 31 df). One seed's mean z^2 scatters (0.92-1.66 over 20
+    # seeds, mean 1.15, measured): the calibration is checked on the average over 8 seeds, each seed bounded loosely
+    z2 = [(((p.attribution - ex.attribution) / p.std_err) ** 2).mean() for p in pms]
+    assert np.mean(z2) < 1.35 and max(z2) < 2.5, z2
     # coverage as for a t-distribution; the largest |z| is heavier-tailed (6.0 here, at seed 1): with 32 pairs the
     # spread of a skewed contribution distribution is sometimes underestimated (see the notebook's note)
     assert (np.abs(z) < 2).mean() > 0.85 and np.abs(z).max() < 8
@@ -129,9 +133,12 @@ def test_classifier_targets(clf):
     yes = allc[allc.output == 'yes'].attribution.to_numpy(); no = allc[allc.output == 'no'].attribution.to_numpy()
     np.testing.assert_allclose(yes, -no, atol=1e-6)   # softmax probabilities add to 1: attributions cancel
     with learn.no_bar(): probs = learn.get_preds(dl=learn.dls.test_dl(rows))[0]
-    default = learn.explain(rows, n_background=20, seed=0, progress=False)
-    assert default.groupby('row', sort=False).output.first().tolist() == [learn.dls.vocab[i] for i in probs.argmax(1)]
-    np.testing.assert_allclose(default.groupby('row', sort=False).prediction.first(), probs.max(1).values.double(), atol=1e-5)
+    default = learn.explain(rows, n_background=20, seed=0, progress=False)   # the positive class, as every analysis
+    assert set(default.output) == {'yes'} and default.base_value.nunique() == 1
+    np.testing.assert_allclose(default.groupby('row', sort=False).prediction.first(), probs[:, 1].double(), atol=1e-5)
+    pred = learn.explain(rows, target='predicted', n_background=20, seed=0, progress=False)   # each row's predicted class
+    assert pred.groupby('row', sort=False).output.first().tolist() == [learn.dls.vocab[i] for i in probs.argmax(1)]
+    np.testing.assert_allclose(pred.groupby('row', sort=False).prediction.first(), probs.max(1).values.double(), atol=1e-5)
     one = learn.explain(rows, target='yes', n_background=20, method='permutation', n_permutations=8, seed=0, progress=False)
     assert set(one.output) == {'yes'} and (one.std_err > 0).any()
     per = one.groupby('row')
@@ -210,7 +217,7 @@ def test_bad_inputs(clf, reg):
         learn.explain(rows, background=rows.iloc[:0])
     with pytest.raises(ValueError, match=r"background lacks the input column\(s\) \['shade'\]"):
         learn.explain(rows, background=test_df.drop(columns='shade'))
-    with pytest.raises(ValueError, match=r"target 'maybe' is not a class of this learner: the classes are \['no', 'yes'\]"):
+    with pytest.raises(ValueError, match=r"target 'maybe' is not a class of this learner: its classes are \['no', 'yes'\]"):
         learn.explain(rows, target='maybe')
     with pytest.raises(ValueError, match=r"target 'yx' is not an output of this learner: its outputs are \['y'\]"):
         reg[0].explain(reg[1].iloc[:2], target='yx')
@@ -266,12 +273,14 @@ def test_agrees_with_shap_exact_and_permutation():
     ours = shapley_values(net, X, B, method='exact', progress=False).attribution.to_numpy().reshape(12, 5)
     np.testing.assert_allclose(ours, ref, atol=1e-5)
     pm = shapley_values(net, X, B, method='permutation', n_permutations=32, seed=0, progress=False)
-    z = (pm.attribution.to_numpy() - ref.reshape(-1)) / pm.std_err.to_numpy()
-    assert (z ** 2).mean() < 1.6 and np.abs(z).max() < 5
+    pms = [pm] + [shapley_values(net, X, B, method='permutation', n_permutations=32, seed=s, progress=False) for s in range(1, 8)]
+    z2 = [(((p.attribution.to_numpy() - ref.reshape(-1)) / p.std_err.to_numpy()) ** 2).mean() for p in pms]
+    assert np.mean(z2) < 1.4 and max(z2) < 2.5, z2   # about 1.15 when the standard errors are right (t with 15 df)
+    se = np.mean([p.std_err.to_numpy() for p in pms], 0).reshape(12, 5)   # our sampler's typical standard error
     # shap's own sampler (16 antithetic pairs, as ours) lands within a few of our standard errors of the exact values
     np.random.seed(0)   # shap draws its orders from NumPy's global generator
     sp = shap.explainers.Permutation(f, shap.maskers.Independent(B.numpy(), max_samples=len(B)))(X.numpy(), max_evals=16 * 11).values
-    assert np.all(np.abs(sp - ref) < 5 * pm.std_err.to_numpy().reshape(12, 5) + 1e-6)
+    assert np.all(np.abs(sp - ref) < 5 * se + 1e-6)
 
 
 def test_learner_agrees_with_shap_exact(reg):
@@ -280,7 +289,7 @@ def test_learner_agrees_with_shap_exact(reg):
     learn, test_df = reg
     rows, pool = test_df.iloc[:3], test_df.iloc[100:120]
     ours = learn.explain(rows, background=pool, n_background=None, method='exact', progress=False)
-    from fastai_featimp.tabular import encode
+    from fastai_featimp.all import encode
     data = encode(learn, df=pd.concat([rows, pool]), labelled=False)
     feats = data.features()
     model = learn.model.eval()
