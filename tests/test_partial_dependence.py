@@ -1,6 +1,8 @@
 """Partial dependence, ICE, ALE and the H-statistic: agreement with `sklearn.inspection.partial_dependence`
 (method='brute') on the same learner, exact values on known functions, and bad inputs that leave the learner and the
 DataFrame untouched."""
+import inspect
+import itertools
 import random
 import warnings
 import numpy as np
@@ -68,18 +70,41 @@ class EncodedClassifier(ClassifierMixin, EncodedLearner):
     def predict_proba(self, X): return self._preds(X)
 
 
+# `custom_values` arrived in scikit-learn 1.7 and the result key `grid_values` in 1.3 (before: `values`); the oldest
+# supported set (.ci/oldest.txt) has 1.2, where an explicit grid is evaluated by `brute_average` below instead.
+SK_CUSTOM = 'custom_values' in inspect.signature(sk_partial_dependence).parameters
+
+def brute_average(est, X, features, grids):
+    """scikit-learn's `method='brute'` average written out (`_partial_dependence_brute`), for an explicit grid:
+    each grid point (first feature slowest) written into a copy of X, predictions averaged over the rows;
+    binary classifiers keep the positive class. Returns (n_outputs, n_grid_points)."""
+    clf = hasattr(est, 'predict_proba')
+    X_eval, avg = X.copy(), []
+    for point in itertools.product(*grids):
+        for f, v in zip(features, point):
+            if isinstance(X_eval, pd.DataFrame): X_eval[f] = v
+            else: X_eval[:, f] = v
+        avg.append(np.asarray(est.predict_proba(X_eval) if clf else est.predict(X_eval), dtype=np.float64).mean(0))
+    a = np.array(avg).T.reshape(-1, len(avg))
+    return a[1:] if clf and len(a) == 2 else a
+
 def sk_average(learn, df, cols, grid_resolution=20, custom=None):
     "scikit-learn's brute-force PD through `RawLearner`, as (n_outputs, n_grid_points), and its grid values."
     X = df.drop(columns=list(learn.dls.y_names))
     cats = [c for c in learn.dls.cat_names if c in X.columns]
     clf = getattr(learn.dls, 'vocab', None) is not None
     est = RawClassifier(learn) if clf else RawRegressor(learn)
+    if custom and not SK_CUSTOM:
+        assert set(custom) == set(cols), 'an explicit grid for some of the columns needs scikit-learn >= 1.7'
+        grids = [np.asarray(custom[c]) for c in cols]
+        return brute_average(est, X, list(cols), grids), grids
     kw = dict(response_method='predict_proba') if clf else {}
+    if custom: kw['custom_values'] = custom
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         r = sk_partial_dependence(est, X, list(cols), method='brute', kind='average', grid_resolution=grid_resolution,
-                                  categorical_features=cats, custom_values=custom or {}, **kw)
-    return r['average'].reshape(len(r['average']), -1), r['grid_values']
+                                  categorical_features=cats, **kw)
+    return r['average'].reshape(len(r['average']), -1), r['grid_values'] if 'grid_values' in r else r['values']
 
 
 def snapshot(learn):
@@ -144,10 +169,25 @@ def test_matches_sklearn_on_encoded_columns_categorical_pair(multiclass):
     names = list(enc.columns.name)
     X = torch.cat([enc.x_cat.double(), enc.x_cont.double()], 1).numpy()
     custom = {names.index(c): encode_values(learn, c, pd.unique(ours[c]))[:, 0] for c in ['shade', 'zip']}
-    sk = sk_partial_dependence(EncodedClassifier(learn, enc.x_cat.shape[1]), X, [names.index('shade'), names.index('zip')],
-                               method='brute', custom_values=custom, response_method='predict_proba')
+    est, feats = EncodedClassifier(learn, enc.x_cat.shape[1]), [names.index('shade'), names.index('zip')]
+    if SK_CUSTOM: sk = sk_partial_dependence(est, X, feats, method='brute', custom_values=custom, response_method='predict_proba')['average']
+    else: sk = brute_average(est, X, feats, [custom[f] for f in feats])
     fct.test_eq(len(ours), len(custom[names.index('shade')]) * len(custom[names.index('zip')]))
-    np.testing.assert_allclose(ours[ours.attrs['outputs']].to_numpy().T, sk['average'].reshape(3, -1), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(ours[ours.attrs['outputs']].to_numpy().T, sk.reshape(3, -1), atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif(not SK_CUSTOM, reason='scikit-learn < 1.7 has no custom_values to check brute_average against')
+@pytest.mark.parametrize('name', ['clf', 'multitarget'])
+def test_brute_average_is_sklearns_brute(request, name):
+    "The written-out reference the old-scikit-learn path uses equals scikit-learn's own, on a 2-column explicit grid."
+    learn, test_df = request.getfixturevalue(name)
+    X = test_df.iloc[:40].drop(columns=list(learn.dls.y_names))
+    custom = {'x2': np.array([-1.0, 0.5, 2.0]), 'x1': np.array([0.0, 1.0])}
+    est = RawClassifier(learn) if name == 'clf' else RawRegressor(learn)
+    kw = dict(response_method='predict_proba') if name == 'clf' else {}
+    sk = sk_partial_dependence(est, X, ['x2', 'x1'], method='brute', custom_values=custom, **kw)['average']
+    np.testing.assert_allclose(brute_average(est, X, ['x2', 'x1'], [custom['x2'], custom['x1']]),
+                               sk.reshape(len(sk), -1), atol=1e-12, rtol=0)
 
 
 def test_ice_matches_sklearn_individual(clf):
