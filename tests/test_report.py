@@ -10,7 +10,6 @@ with the default settings) and `nbs/images/demo_report.png` (its screenshot in C
 """
 import base64, fcntl, json, os, re, select, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -215,6 +214,7 @@ def continuous_only(request):
     return learn, test_df, long
 
 
+@pytest.mark.filterwarnings("ignore:the H-statistic on")
 def test_sections_that_do_not_apply_are_left_out(continuous_only, tmp_path):
     learn, test_df, long = continuous_only
     before, training = test_df.copy(), learn.model.training

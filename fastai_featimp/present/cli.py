@@ -59,12 +59,13 @@ def demo(out:str='featimp_out', # folder for importance.csv and importance.png
          report:bool=False, # also write the HTML report (`report.html`: every section, folds and method comparison included)
         ):
     "Train a small learner on the synthetic demo data and show its feature importance (and write its report)."
+    t_start = time.perf_counter()   # before importing torch and fastai: the time in all is what a user waits
     import fastai_featimp.interpretation  # patches Learner.feature_importance
     check_out(out)
     from fastai_featimp.present.report import _torch_threads
-    with _torch_threads(1): return _demo(out, task, rows, epochs, repeats, seed, progress, report)
+    with _torch_threads(1): return _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start)
 
-def _demo(out, task, rows, epochs, repeats, seed, progress, report):
+def _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start):
     "The demo on one torch thread: its network is tiny, and two threads waiting for each other on a busy machine are 10-40x slower."
     from fastai_featimp.demo import demo_learner, DEMO_TRUTH
     t0 = time.perf_counter()
@@ -79,12 +80,14 @@ def _demo(out, task, rows, epochs, repeats, seed, progress, report):
     csv, png = _write_outputs(fi, out, title=f"Demo ({task}): permutation importance on {len(test_df)} test rows")
     print(f"importance computed in {t2 - t1:.2f} s; wrote {csv} and {png}")
     if report:
+        import os, torch
         from fastai_featimp.present.report import demo_report
         print('writing the report: 2 more training seeds (the fold view), 11 retrains (method comparison), every analysis ...')
         path = demo_report(Path(out) / 'report.html', task, rows, epochs, seed, n_repeats=repeats, learn=learn, test_df=test_df,
                            importance=fi, progress=progress, extra_timings={'training the demo learner': t1 - t0, 'permutation importance': t2 - t1})
         t3 = time.perf_counter()
-        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {t3 - t2:.1f} s; the demo took {t3 - t0:.1f} s in all")
+        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {t3 - t2:.1f} s; the demo took {t3 - t_start:.1f} s in all "
+              f"(imports included, on {torch.get_num_threads()} torch thread of {os.cpu_count()} CPU cores)")
     return fi
 
 # %% ../../nbs/32_present.cli.ipynb #3cc93fd6
