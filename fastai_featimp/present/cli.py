@@ -170,6 +170,7 @@ def report(learner:str, # an exported learner (`learn.export()`); it is unpickle
            max_rows:int=1000, # rows for partial dependence, ICE and ALE
            explain_rows:int=100, # rows explained with Shapley values
            interactions:str='h', # 'h', 'double', 'both' or 'none'
+           target:str|None=None, # classifier: the class explained (default: the positive class if binary, else all)
            sections:str|None=None, # 'a,b': only these sections (default: every one that applies)
            folds:str|None=None, # 'f0.csv,f1.csv': importance CSV files of several folds for the fold view
            title:str|None=None, # title of the page
@@ -185,7 +186,7 @@ def report(learner:str, # an exported learner (`learn.export()`); it is unpickle
     t = time.perf_counter()
     path = FeatureInterpretation.from_learner(learn, df=df).report(
         Path(out) / 'report.html', top_k=top_k, metric=metric, n_repeats=repeats, seed=seed, max_rows=max_rows, n_explain=explain_rows,
-        interactions=None if interactions == 'none' else interactions, sections=[s.strip() for s in sections.split(',')] if sections else None,
+        interactions=None if interactions == 'none' else interactions, target=target, sections=[s.strip() for s in sections.split(',')] if sections else None,
         folds=[f.strip() for f in folds.split(',')] if folds else None, image_format=image_format, progress=progress,
         title=title or f"Feature importance: {Path(learner).name} on {Path(data).name}")
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - t:.1f} s")
@@ -222,6 +223,7 @@ def _parser():
     h.add_argument('--max-rows', type=int, default=1000, help='rows for partial dependence, ICE and ALE')
     h.add_argument('--explain-rows', type=int, default=100, help='rows explained with Shapley values')
     h.add_argument('--interactions', default='h', choices=['h', 'double', 'both', 'none'])
+    h.add_argument('--target', default=None, help='classifier: the class explained (default: the positive class if binary, else all)')
     h.add_argument('--sections', default=None, help="only these sections, e.g. 'data,importance,dependence'")
     h.add_argument('--folds', default=None, help="importance CSV files of several folds, e.g. 'f0.csv,f1.csv,f2.csv'")
     h.add_argument('--title', default=None); h.add_argument('--format', default='png', choices=['png', 'svg'], dest='image_format')
@@ -237,7 +239,7 @@ def main(argv=None):
             demo(args.out, args.task, args.rows, args.epochs, args.repeats, args.seed, progress=not args.no_progress, report=args.report)
         elif args.command == 'report':
             report(args.learner, args.data, args.out, args.metric, args.top_k, args.repeats, args.seed, args.max_rows, args.explain_rows,
-                   args.interactions, args.sections, args.folds, args.title, args.image_format, progress=not args.no_progress)
+                   args.interactions, args.target, args.sections, args.folds, args.title, args.image_format, progress=not args.no_progress)
         else:
             run(args.learner, args.data, args.out, args.metric, args.groups, args.cols, args.repeats, args.seed,
                 args.max_rows, progress=not args.no_progress)
