@@ -27,14 +27,15 @@ from .retrain.recipe import *
 from .retrain.drop_column import *
 from .present.tables import *
 from .present.plots import *
+from .present.report import *
 from .demo import *
 from .core import checks, engine, scoring, summary, features, permutations
 from .adapters import tensors, tabular
 from .analyses import permutation, associations, interactions, dependence, shapley, sensitivity
 from . import interpretation, demo
 from .retrain import recipe, drop_column
-from .present import tables, plots
+from .present import tables, plots, report
 _modules = (checks, engine, scoring, summary, features, permutations, tensors, tabular, permutation, associations, interactions,
-            dependence, shapley, sensitivity, interpretation, recipe, drop_column, tables, plots, demo)
+            dependence, shapley, sensitivity, interpretation, recipe, drop_column, tables, plots, report, demo)
 __all__ = [n for m in _modules for n in m.__all__]
 del _modules

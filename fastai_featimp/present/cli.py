@@ -1,4 +1,4 @@
-"""`fastai-featimp demo` and `fastai-featimp run`: importance tables, plots and CSV files without writing code.
+"""`fastai-featimp demo`, `fastai-featimp run` and `fastai-featimp report`: importance tables, plots, CSV files and the HTML report without writing code.
 
 Docs: https://fastai-featimp.github.io/fastai_featimp/present.cli.html.md"""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['SHOW_COLUMNS', 'check_out', 'demo', 'read_table', 'read_learner', 'parse_groups', 'run', 'main']
+__all__ = ['SHOW_COLUMNS', 'check_out', 'demo', 'read_table', 'read_learner', 'parse_groups', 'run', 'report', 'main']
 
 # %% ../../nbs/32_present.cli.ipynb #e02d7880
 SHOW_COLUMNS = ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'columns', 'levels', 'emb_width']
@@ -56,11 +56,18 @@ def demo(out:str='featimp_out', # folder for importance.csv and importance.png
          repeats:int=5, # permutations per feature
          seed:int=0, # seed for data, training and permutations
          progress:bool=True, # show a progress bar
+         report:bool=False, # also write the HTML report (`report.html`: every section, folds and method comparison included)
         ):
-    "Train a small learner on the synthetic demo data and show its feature importance."
-    from fastai_featimp.demo import demo_learner, DEMO_TRUTH
+    "Train a small learner on the synthetic demo data and show its feature importance (and write its report)."
+    t_start = time.perf_counter()   # before importing torch and fastai: the time in all is what a user waits
     import fastai_featimp.interpretation  # patches Learner.feature_importance
     check_out(out)
+    from fastai_featimp.present.report import _torch_threads
+    with _torch_threads(1): return _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start)
+
+def _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start):
+    "The demo on one torch thread: its network is tiny, and two threads waiting for each other on a busy machine are 10-40x slower."
+    from fastai_featimp.demo import demo_learner, DEMO_TRUTH
     t0 = time.perf_counter()
     learn, test_df = demo_learner(task, n=rows, epochs=epochs, seed=seed)
     t1 = time.perf_counter()
@@ -72,6 +79,15 @@ def demo(out:str='featimp_out', # folder for importance.csv and importance.png
     _print_table(fi)
     csv, png = _write_outputs(fi, out, title=f"Demo ({task}): permutation importance on {len(test_df)} test rows")
     print(f"importance computed in {t2 - t1:.2f} s; wrote {csv} and {png}")
+    if report:
+        import os, torch
+        from fastai_featimp.present.report import demo_report
+        print('writing the report: 2 more training seeds (the fold view), 11 retrains (method comparison), every analysis ...')
+        path = demo_report(Path(out) / 'report.html', task, rows, epochs, seed, n_repeats=repeats, learn=learn, test_df=test_df,
+                           importance=fi, progress=progress, extra_timings={'training the demo learner': t1 - t0, 'permutation importance': t2 - t1})
+        t3 = time.perf_counter()
+        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {t3 - t2:.1f} s; the demo took {t3 - t_start:.1f} s in all "
+              f"(imports included, on {torch.get_num_threads()} torch thread of {os.cpu_count()} CPU cores)")
     return fi
 
 # %% ../../nbs/32_present.cli.ipynb #3cc93fd6
@@ -143,6 +159,40 @@ def run(learner:str, # an exported learner (`learn.export()`); it is unpickled, 
     print(f"wrote {csv} and {png}")
     return fi
 
+# %% ../../nbs/32_present.cli.ipynb #0e198714
+def report(learner:str, # an exported learner (`learn.export()`); it is unpickled, so only load files you trust
+           data:str, # rows in raw form (labelled for importance): .csv, .parquet or .pkl
+           out:str='featimp_out', # folder for report.html
+           metric:str|None=None, # 'loss' (default), one of the learner's metrics, or a fastai.metrics name
+           top_k:int=6, # columns shown with partial dependence and interactions
+           repeats:int=5, # permutations per feature
+           seed:int|None=None, # seed of every analysis (None: fresh, written in the report)
+           max_rows:int=1000, # rows for partial dependence, ICE and ALE
+           explain_rows:int=100, # rows explained with Shapley values
+           interactions:str='h', # 'h', 'double', 'both' or 'none'
+           target:str|None=None, # classifier: the class explained (default: the positive class if binary, else all)
+           sections:str|None=None, # 'a,b': only these sections (default: every one that applies)
+           folds:str|None=None, # 'f0.csv,f1.csv': importance CSV files of several folds for the fold view
+           title:str|None=None, # title of the page
+           image_format:str='png', # 'png' or 'svg'
+           progress:bool=True, # show progress bars
+          ):
+    "Write the self-contained HTML report of an exported tabular learner on a data file."
+    from fastai_featimp.interpretation import FeatureInterpretation
+    import fastai_featimp.present.report  # patches FeatureInterpretation.report
+    check_out(out)
+    learn = read_learner(learner)
+    df = read_table(data)
+    t = time.perf_counter()
+    path = FeatureInterpretation.from_learner(learn, df=df).report(
+        Path(out) / 'report.html', top_k=top_k, metric=metric, n_repeats=repeats, seed=seed, max_rows=max_rows, n_explain=explain_rows,
+        interactions=None if interactions == 'none' else interactions, target=target, sections=[s.strip() for s in sections.split(',')] if sections else None,
+        folds=[f.strip() for f in folds.split(',')] if folds else None, image_format=image_format, progress=progress,
+        title=title or f"Feature importance: {Path(learner).name} on {Path(data).name}")
+    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - t:.1f} s")
+    return path
+
+
 # %% ../../nbs/32_present.cli.ipynb #5309de25
 def _parser():
     p = argparse.ArgumentParser(prog='fastai-featimp', description='Permutation feature importance for fastai tabular learners.')
@@ -153,6 +203,7 @@ def _parser():
     d.add_argument('--rows', type=int, default=6000); d.add_argument('--epochs', type=int, default=4)
     d.add_argument('--repeats', type=int, default=5); d.add_argument('--seed', type=int, default=0)
     d.add_argument('--no-progress', action='store_true')
+    d.add_argument('--report', action='store_true', help='also write report.html: the HTML report with every section (about 11 small retrains)')
     r = sub.add_parser('run', help='feature importance of an exported learner on a labelled data file')
     r.add_argument('--learner', required=True, help='exported learner (.pkl from learn.export()); only load files you trust')
     r.add_argument('--data', required=True, help='labelled rows in raw form: .csv, .parquet or .pkl')
@@ -162,6 +213,21 @@ def _parser():
     r.add_argument('--cols', default=None, help="score only these columns alone, e.g. 'carat,cut'")
     r.add_argument('--repeats', type=int, default=5); r.add_argument('--seed', type=int, default=None)
     r.add_argument('--max-rows', type=int, default=None); r.add_argument('--no-progress', action='store_true')
+    h = sub.add_parser('report', help='the self-contained HTML report of an exported learner on a data file')
+    h.add_argument('--learner', required=True, help='exported learner (.pkl from learn.export()); only load files you trust')
+    h.add_argument('--data', required=True, help='rows in raw form (labelled for importance): .csv, .parquet or .pkl')
+    h.add_argument('--out', default='featimp_out', help='folder for report.html')
+    h.add_argument('--metric', default=None, help="'loss' (default), a metric of the learner, or a fastai metric")
+    h.add_argument('--top-k', type=int, default=6, help='columns shown with partial dependence and interactions')
+    h.add_argument('--repeats', type=int, default=5); h.add_argument('--seed', type=int, default=None)
+    h.add_argument('--max-rows', type=int, default=1000, help='rows for partial dependence, ICE and ALE')
+    h.add_argument('--explain-rows', type=int, default=100, help='rows explained with Shapley values')
+    h.add_argument('--interactions', default='h', choices=['h', 'double', 'both', 'none'])
+    h.add_argument('--target', default=None, help='classifier: the class explained (default: the positive class if binary, else all)')
+    h.add_argument('--sections', default=None, help="only these sections, e.g. 'data,importance,dependence'")
+    h.add_argument('--folds', default=None, help="importance CSV files of several folds, e.g. 'f0.csv,f1.csv,f2.csv'")
+    h.add_argument('--title', default=None); h.add_argument('--format', default='png', choices=['png', 'svg'], dest='image_format')
+    h.add_argument('--no-progress', action='store_true')
     return p
 
 def main(argv=None):
@@ -170,7 +236,10 @@ def main(argv=None):
     import warnings; warnings.filterwarnings('ignore', category=UserWarning)
     try:
         if args.command == 'demo':
-            demo(args.out, args.task, args.rows, args.epochs, args.repeats, args.seed, progress=not args.no_progress)
+            demo(args.out, args.task, args.rows, args.epochs, args.repeats, args.seed, progress=not args.no_progress, report=args.report)
+        elif args.command == 'report':
+            report(args.learner, args.data, args.out, args.metric, args.top_k, args.repeats, args.seed, args.max_rows, args.explain_rows,
+                   args.interactions, args.target, args.sections, args.folds, args.title, args.image_format, progress=not args.no_progress)
         else:
             run(args.learner, args.data, args.out, args.metric, args.groups, args.cols, args.repeats, args.seed,
                 args.max_rows, progress=not args.no_progress)

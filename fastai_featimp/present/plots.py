@@ -109,7 +109,7 @@ def plot_importance(fi:pd.DataFrame, # an importance table (one or several folds
     if title: ax.set_title(textwrap.fill(title, 70), fontsize=10)
     kinds = [k for k in TYPE_COLORS if k in set(types)]
     handles = [Patch(color=TYPE_COLORS[k], label=k) for k in kinds] if len(kinds) > 1 else []
-    if folds: handles += [ax.collections[-1]] if ax.collections else []
+    if folds: handles += [c for c in ax.collections if c.get_label() == 'fold values'][:1]
     if handles: ax.legend(handles=handles, loc='lower right', fontsize=8)
     return ax
 
@@ -510,5 +510,5 @@ def plot_methods(cmp:pd.DataFrame, # from `compare_methods`
     mx = cmp['drop_column'].abs().max() if 'drop_column' in cmp.columns else None
     if thr and mx: ax.axvline(thr / mx, color='grey', ls=':', lw=1, label='drop-column noise floor (2 sd of a retrain difference)')
     ax.legend(fontsize=8, loc='lower right')
-    ax.set_title('Permutation, capped-embedding permutation and drop-column importance, each scaled to its largest', fontsize=9)
+    ax.set_title(textwrap.fill('Permutation, capped-embedding permutation and drop-column importance, each scaled to its largest', 70), fontsize=9)
     return ax
