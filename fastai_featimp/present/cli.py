@@ -60,7 +60,7 @@ def demo(out:str='featimp_out', # folder for importance.csv and importance.png
         ):
     "Train a small learner on the synthetic demo data and show its feature importance (and write its report)."
     t_start = time.perf_counter()   # before importing torch and fastai: the time in all is what a user waits
-    import fastai_featimp.interpretation  # patches Learner.feature_importance
+    import fastai_featimp.interpretation  # noqa: F401 (patches Learner.feature_importance)
     check_out(out)
     from fastai_featimp.present.report import _torch_threads
     with _torch_threads(1): return _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start)
@@ -146,7 +146,7 @@ def run(learner:str, # an exported learner (`learn.export()`); it is unpickled, 
         progress:bool=True, # show a progress bar
        ):
     "Permutation importance of an exported tabular learner on a labelled data file."
-    import fastai_featimp.interpretation  # patches Learner.feature_importance
+    import fastai_featimp.interpretation  # noqa: F401 (patches Learner.feature_importance)
     check_out(out)
     learn = read_learner(learner)
     df = read_table(data)
@@ -179,7 +179,7 @@ def report(learner:str, # an exported learner (`learn.export()`); it is unpickle
           ):
     "Write the self-contained HTML report of an exported tabular learner on a data file."
     from fastai_featimp.interpretation import FeatureInterpretation
-    import fastai_featimp.present.report  # patches FeatureInterpretation.report
+    import fastai_featimp.present.report  # noqa: F401 (patches FeatureInterpretation.report)
     check_out(out)
     learn = read_learner(learner)
     df = read_table(data)
