@@ -1,4 +1,4 @@
-"""Mean, standard deviation and confidence interval of repeated measurements: computed one way, everywhere.
+"""Mean, standard deviation and confidence intervals of repeated measurements — over repeats, over rows, or by bootstrap: computed one way, everywhere.
 
 Docs: https://fastai-featimp.github.io/fastai_featimp/core.summary.html.md"""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['t_quantile', 'summarise']
+__all__ = ['t_quantile', 'summarise', 't_interval', 'permutation_rows_se', 'bootstrap_interval']
 
 # %% ../../nbs/03_core.summary.ipynb #dd29c820
 def t_quantile(df:int, # degrees of freedom
@@ -31,3 +31,41 @@ def summarise(values, # array (..., r): r repeated measurements on the last axis
     std = v.std(-1, ddof=1)
     half = t_quantile(r - 1, level) * std / np.sqrt(r)
     return mean, std, mean - half, mean + half
+
+# %% ../../nbs/03_core.summary.ipynb #1ab72160
+def t_interval(center, # the estimate(s)
+               se, # its standard error(s), same shape
+               df, # degrees of freedom of the t quantile (rows - 1)
+               level:float=0.95, # two-sided confidence level
+              ):
+    "Low and high ends of `center ± t_{df} · se`, as float arrays."
+    center, se = np.asarray(center, dtype=float), np.asarray(se, dtype=float)
+    half = t_quantile(max(int(df), 1), level) * se
+    return center - half, center + half
+
+def permutation_rows_se(target_sum, # (..., n): per row, the sum over repeats of its differences as a target
+                        donor_sum, # (..., n): per row, the sum over repeats of the differences it was the donor of
+                        diff_sum, # (...): sum of all n·R differences
+                        diff_sq, # (...): sum of their squares
+                        n_repeats:int, # R, the repeats summed
+                       ):
+    "Mean difference and its standard error over the test rows (rows as targets and donors), from running sums."
+    t = np.asarray(target_sum, dtype=float) / n_repeats
+    s = np.asarray(donor_sum, dtype=float) / n_repeats
+    n = t.shape[-1]
+    if n < 2: raise ValueError(f"a standard error over rows needs at least 2 rows, got {n}.")
+    N = n * n_repeats
+    var_all = np.maximum(np.asarray(diff_sq, dtype=float) - np.asarray(diff_sum, dtype=float) ** 2 / N, 0) / (N - 1)
+    v = ((t + s).var(-1, ddof=1) - var_all / n_repeats) / n
+    fallback = t.var(-1, ddof=1) / n                    # the target part alone, if the difference is not positive
+    v = np.where(v > 0, v, fallback)
+    return t.mean(-1), np.sqrt(v)
+
+def bootstrap_interval(boot, # (..., B): the statistic on B bootstrap resamples
+                       level:float=0.95, # two-sided confidence level
+                      ):
+    "Percentile bootstrap interval over the last axis."
+    b = np.asarray(boot, dtype=float)
+    if b.shape[-1] < 2: raise ValueError(f"a bootstrap interval needs at least 2 resamples, got {b.shape[-1]}.")
+    a = (1 - level) / 2
+    return np.quantile(b, a, axis=-1), np.quantile(b, 1 - a, axis=-1)
