@@ -35,7 +35,7 @@ def embedding_report(fi:pd.DataFrame # a table from `learn.feature_importance()`
     return cat
 
 # %% ../../nbs/41_retrain.drop_column.ipynb #695505de
-def _cache_load(path, meta):
+def _cache_load(path, meta, what='drop_column_importance'):
     if path is None: return {}
     p = Path(path)
     if p.is_dir(): raise ValueError(f"cache {str(p)!r} is a directory: give the path of a JSON file (e.g. 'drop_cache.json').")
@@ -44,7 +44,7 @@ def _cache_load(path, meta):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"cache {str(p)!r} cannot be read as a cache file ({type(e).__name__}: {e}); delete it or use another path.") from None
     if not isinstance(d, dict) or not isinstance(d.get('scores'), dict):
-        raise ValueError(f"cache {str(p)!r} is not a cache file of drop_column_importance; delete it or use another path.")
+        raise ValueError(f"cache {str(p)!r} is not a cache file of {what}; delete it or use another path.")
     if d.get('meta') != meta:
         raise ValueError(f"cache {str(p)!r} was written for other settings ({d.get('meta')}); use another cache file.")
     return d['scores']
