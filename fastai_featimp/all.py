@@ -25,6 +25,10 @@ from .analyses.sensitivity import *
 from .interpretation import *
 from .retrain.recipe import *
 from .retrain.drop_column import *
+from .retrain.executor import *
+from .retrain.folds import *
+from .retrain.null_importance import *
+from .retrain.selection import *
 from .present.tables import *
 from .present.plots import *
 from .demo import *
@@ -32,9 +36,10 @@ from .core import checks, engine, scoring, summary, features, permutations
 from .adapters import tensors, tabular
 from .analyses import permutation, associations, interactions, dependence, shapley, sensitivity
 from . import interpretation, demo
-from .retrain import recipe, drop_column
+from .retrain import recipe, drop_column, executor, folds, selection
+import fastai_featimp.retrain.null_importance as _null_module   # not `null_importance`: that name is the function
 from .present import tables, plots
 _modules = (checks, engine, scoring, summary, features, permutations, tensors, tabular, permutation, associations, interactions,
-            dependence, shapley, sensitivity, interpretation, recipe, drop_column, tables, plots, demo)
+            dependence, shapley, sensitivity, interpretation, recipe, drop_column, executor, folds, _null_module, selection, tables, plots, demo)
 __all__ = [n for m in _modules for n in m.__all__]
-del _modules
+del _modules, _null_module

@@ -564,7 +564,7 @@ def plot_selection(history:pd.DataFrame, # from `select_features` (columns n_fea
     for r in h.itertuples():
         if r.dropped: ax.annotate(f'-{short_name(r.dropped, 18)}', (r.n_features, r.score), xytext=(3, 5), textcoords='offset points', fontsize=8)
     if 'limit' in h.columns and h.limit.notna().any():
-        ax.axhline(float(h.limit.dropna().iloc[0]), ls='--', color='grey', lw=1, label='limit: full model + noise floor')
+        ax.plot(h.n_features, h.limit, ls='--', color='grey', lw=1, drawstyle='steps-post', label='limit: best score so far + noise floor')
     ax.set_xlabel('features kept'); ax.set_ylabel(f"score ({history.attrs.get('metric', 'held-out')})")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.invert_xaxis()
