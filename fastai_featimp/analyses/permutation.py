@@ -119,7 +119,7 @@ def _run_permutations(predict, inputs, features, pairs, seed, strata, chunk_rows
     n, dev = len(inputs[0]), inputs[0].device
     strata, shared = strata or {}, {}
     last = {}
-    for k, (f, r) in enumerate(pairs): last[f] = k
+    for k, (f, _) in enumerate(pairs): last[f] = k
     def perm(f, r):
         name = features[f].name
         if name in strata: return repeat_permutation(n, seed, r, strata[name], name, dev)

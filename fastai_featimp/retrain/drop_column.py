@@ -10,12 +10,10 @@ import json, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, check_bool, as_names, resolve_seed
+from ..core.checks import check_int, as_names, resolve_seed
 from ..core.scoring import Scorer, is_lower_better, metric_name
-from .recipe import RetrainRecipe, learner_score, retrain_score, retrain_importance
+from .recipe import RetrainRecipe, retrain_score, retrain_importance
 from .executor import RetrainExecutor
-from ..interpretation import FeatureInterpretation
 
 # %% auto #0
 __all__ = ['embedding_report', 'drop_column_importance', 'embedding_size_comparison', 'compare_methods']

@@ -7,7 +7,7 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/retrain.executor.html.md""
 # %% ../../nbs/42_retrain.executor.ipynb #ee00c5ee
 from __future__ import annotations
 import concurrent.futures as cf
-import contextlib, re, time
+import contextlib, re
 import torch
 from fastprogress.fastprogress import progress_bar
 from ..core.checks import check_int

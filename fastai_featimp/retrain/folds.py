@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, resolve_seed, derived_generator
+from ..core.checks import check_int, resolve_seed
 from .recipe import RetrainRecipe, retrain_importance, _check_valid_idx
 from .executor import RetrainExecutor
 from ..interpretation import FeatureInterpretation
