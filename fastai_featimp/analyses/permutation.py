@@ -16,7 +16,7 @@ from ..core.engine import Job, predict_jobs, eval_mode, as_inputs
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from ..core.scoring import Scorer, mean_squared_error
-from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_interval
+from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se
 from ..adapters.tensors import prepare_inputs
 from ..present.tables import importance_table, output_table
 
@@ -60,9 +60,9 @@ def row_scorer(scorer # a `Scorer`, or the metric / loss it wraps
 # %% ../../nbs/10_analyses.permutation.ipynb #9987c1a2
 class _Tally:
     "What permutation importance keeps from each job's predictions: its score, and what the interval needs."
-    def __init__(self, scorer, target, n, interval='repeats', row_fn=None, seed=0, n_boot=100, keep=False):
+    def __init__(self, scorer, target, n, interval='repeats', row_fn=None, seed=0, n_boot=100, keep=False, boot_repeats=1):
         self.scorer, self.target, self.n, self.kind, self.row_fn = scorer, target, n, interval, row_fn
-        self.seed, self.n_boot, self.keep = seed, n_boot, keep
+        self.seed, self.n_boot, self.keep, self.boot_repeats = seed, n_boot, keep, boot_repeats
         self.scores, self.acc, self.rows, self.boot, self.note = {}, {}, {}, {}, None
         if interval == 'rows' and row_fn is None: self.kind, self.note = 'bootstrap', 'the score is not a mean over rows'
 
@@ -70,10 +70,10 @@ class _Tally:
         if self._idx is not None: return self._idx[b]
         return torch.randint(self.n, (self.n,), generator=derived_generator(self.seed, 'bootstrap', b)).to(dev)
 
-    def _boot_scores(self, preds):
+    def _boot_scores(self, preds, bs):
         take = lambda t, i: tuple(x[i] for x in t) if isinstance(t, tuple) else t[i]
-        return np.stack([np.asarray(self.scorer(preds[i], take(self.target, i)), dtype=float)
-                         for i in (self._boot_index(b, preds.device) for b in range(self.n_boot))])
+        return {b: np.asarray(self.scorer(preds[i], take(self.target, i)), dtype=float)
+                for b, i in ((b, self._boot_index(b, preds.device)) for b in bs)}
 
     def baseline(self, preds):
         self.base = np.asarray(self.scorer(preds, self.target), dtype=float)
@@ -90,10 +90,10 @@ class _Tally:
             if self.n * self.n_boot <= 2 ** 24:          # up to 128 MB of indices: draw them once
                 self._idx = torch.stack([torch.randint(self.n, (self.n,), generator=derived_generator(self.seed, 'bootstrap', b))
                                          for b in range(self.n_boot)]).to(dev)
-            self.base_boot = self._boot_scores(preds)
+            self.base_boot = self._boot_scores(preds, range(self.n_boot))
 
-    def add(self, f, perm, preds, last=False):
-        "Score the predictions of feature `f` permuted by `perm`; `last`: its final repeat (free its running sums)."
+    def add(self, f, perm, preds, last=False, r=0):
+        "Score the predictions of repeat `r` of feature `f` (permuted by `perm`); `last`: its final repeat (free its running sums)."
         self.scores.setdefault(f, []).append(np.asarray(self.scorer(preds, self.target), dtype=float))
         if self.kind == 'rows':
             d = self.row_fn(preds, self.target).to(self.base_rows.dtype) - self.base_rows
@@ -101,7 +101,8 @@ class _Tally:
             a = self.acc[f]
             a[0] += d; a[1].index_add_(0, perm.to(d.device), d); a[2] = a[2] + d.sum(0); a[3] = a[3] + (d * d).sum(0)
             if last and not self.keep: self._close(f)
-        elif self.kind == 'bootstrap': self.boot.setdefault(f, []).append(self._boot_scores(preds))
+        elif self.kind == 'bootstrap' and r < self.boot_repeats:
+            self.boot.setdefault(f, {}).update(self._boot_scores(preds, range(r, self.n_boot, self.boot_repeats)))
 
     def _close(self, f):
         t, s, tot, sq = self.acc.pop(f)
@@ -127,12 +128,12 @@ def _run_permutations(predict, inputs, features, pairs, seed, strata, chunk_rows
         return shared[r]
     jobs, meta = ([Job()], [None]) if baseline else ([], [])
     for k, (f, r) in enumerate(pairs):
-        p = perm(f, r); jobs.append(Job(features[f].columns, p)); meta.append((f, p, last[f] == k))
+        p = perm(f, r); jobs.append(Job(features[f].columns, p)); meta.append((f, p, last[f] == k, r))
     it = predict_jobs(predict, inputs, jobs, chunk_rows)
     if progress: it = progress_bar(it, total=len(jobs), leave=False)
     for j, preds in it:
         if meta[j] is None: tally.baseline(preds)
-        else: tally.add(*meta[j][:2], preds, last=meta[j][2])
+        else: tally.add(*meta[j][:2], preds, last=meta[j][2], r=meta[j][3])
     return tally
 
 # %% ../../nbs/10_analyses.permutation.ipynb #a383e06c
@@ -242,7 +243,8 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     n, F = len(inputs[0]), len(features)
     rows_fn = row_scorer(scorer) if interval == 'rows' else None
     tally = _Tally(per_output_scorer(scorer) if per_output else scorer, target, n, interval,
-                   per_output_rows(rows_fn) if per_output else rows_fn, seed, n_boot, keep=auto)
+                   per_output_rows(rows_fn) if per_output else rows_fn, seed, n_boot, keep=auto,
+                   boot_repeats=min(3, max_repeats) if auto else n_repeats)
     counts, rounds = [0] * F, 0
     with eval_mode(predict):
         want = [min(3, max_repeats)] * F if auto else [n_repeats] * F
@@ -263,8 +265,12 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
         se = np.stack([tally.rows[f][1] for f in range(F)])
         ci = t_interval(np.stack([v.mean(0) for v in imp]), se, n - 1)
     elif tally.kind == 'bootstrap':
-        boot = np.stack([scorer.importance(np.mean(tally.boot[f], 0), tally.base_boot) for f in range(F)])   # (F, B[, k])
-        ci = bootstrap_interval(np.moveaxis(boot, 1, -1))
+        bs = sorted(tally.boot[0])
+        one = np.stack([scorer.importance(np.stack([tally.boot[f][b] for b in bs]), np.stack([tally.base_boot[b] for b in bs]))
+                        for f in range(F)])                                    # (F, B[, k]): one-repeat importances
+        rep_var = np.stack([v.var(0, ddof=1) if len(v) > 1 else np.full(v.shape[1:], np.nan) for v in imp])
+        se = np.stack([bootstrap_se(np.moveaxis(one[f], 0, -1), rep_var[f], len(imp[f])) for f in range(F)])
+        ci = t_interval(np.stack([v.mean(0) for v in imp]), se, n - 1)
     attrs = dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
                  n_repeats='auto' if auto else n_repeats, seed=seed, n_rows=n, interval=label, n_jobs=1 + sum(counts))
     if tally.note: attrs['interval_note'] = f"bootstrap over rows: {tally.note}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['t_quantile', 'summarise', 't_interval', 'permutation_rows_se', 'bootstrap_interval']
+__all__ = ['t_quantile', 'summarise', 't_interval', 'permutation_rows_se', 'bootstrap_se']
 
 # %% ../../nbs/03_core.summary.ipynb #dd29c820
 def t_quantile(df:int, # degrees of freedom
@@ -61,11 +61,14 @@ def permutation_rows_se(target_sum, # (..., n): per row, the sum over repeats of
     v = np.where(v > 0, v, fallback)
     return t.mean(-1), np.sqrt(v)
 
-def bootstrap_interval(boot, # (..., B): the statistic on B bootstrap resamples
-                       level:float=0.95, # two-sided confidence level
-                      ):
-    "Percentile bootstrap interval over the last axis."
+def bootstrap_se(boot, # (..., B): a one-repeat importance on B row resamples (each resample may use another repeat)
+                 repeat_var, # (...): variance over repeats of the importance on all rows (NaN with one repeat)
+                 n_repeats:int, # R, the repeats the importance averages
+                ):
+    "Standard error of an R-repeat importance from a row bootstrap of one-repeat importances."
     b = np.asarray(boot, dtype=float)
-    if b.shape[-1] < 2: raise ValueError(f"a bootstrap interval needs at least 2 resamples, got {b.shape[-1]}.")
-    a = (1 - level) / 2
-    return np.quantile(b, a, axis=-1), np.quantile(b, 1 - a, axis=-1)
+    if b.shape[-1] < 2: raise ValueError(f"a bootstrap needs at least 2 resamples, got {b.shape[-1]}.")
+    v_one = b.var(-1, ddof=1)                             # rows and shuffling, for one repeat
+    rv = np.nan_to_num(np.asarray(repeat_var, dtype=float), nan=0.0)
+    v = np.maximum(v_one - rv * (1 - 1 / n_repeats), rv / n_repeats)   # the shuffling part shrinks with R; never below it
+    return np.sqrt(v)
