@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastai_featimp.all import demo_learner, make_demo_data, RetrainRecipe, drop_column_importance, embedding_size_comparison
+from fastai_featimp.all import (demo_learner, make_demo_data, RetrainRecipe, drop_column_importance, embedding_size_comparison,
+                                cv_feature_importance, null_importance, select_features)
 from fastai_featimp.retrain.executor import RetrainExecutor, import_ray
 
 
@@ -52,6 +53,19 @@ def test_embedding_size_comparison_on_ray(small_recipe, ray_cluster):
     b = embedding_size_comparison(recipe, test_df, caps=(3,), n_repeats=2, seed=0, progress=False, executor='ray')
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)
     assert b.set_index('feature').loc['zip', 'emb_width_cap3'] == 3
+
+
+def test_folds_null_and_selection_on_ray_give_the_in_process_numbers(small_recipe, ray_cluster):
+    recipe, test_df = small_recipe
+    a = cv_feature_importance(2, recipe=recipe, n_repeats=2, seed=0, progress=False)
+    b = cv_feature_importance(2, recipe=recipe, n_repeats=2, seed=0, progress=False, executor='ray')
+    pd.testing.assert_frame_equal(a.combined, b.combined, check_exact=False, rtol=1e-6)
+    a = null_importance(recipe, test_df, n_null=2, n_repeats=2, seed=0, progress=False)
+    b = null_importance(recipe, test_df, n_null=2, n_repeats=2, seed=0, progress=False, executor='ray')
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)
+    a = select_features(recipe, test_df, n_seeds=2, max_drops=1, n_repeats=2, seed=0, progress=False)
+    b = select_features(recipe, test_df, n_seeds=2, max_drops=1, n_repeats=2, seed=0, progress=False, executor='ray')
+    pd.testing.assert_frame_equal(a.history, b.history, check_exact=False, rtol=1e-6)
 
 
 def test_ray_results_arrive_as_they_finish(ray_cluster):
