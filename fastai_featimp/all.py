@@ -25,6 +25,10 @@ from .analyses.sensitivity import *
 from .interpretation import *
 from .retrain.recipe import *
 from .retrain.drop_column import *
+from .retrain.executor import *
+from .retrain.folds import *
+from .retrain.null import *
+from .retrain.selection import *
 from .present.tables import *
 from .present.plots import *
 from .present.report import *
@@ -33,9 +37,11 @@ from .core import checks, engine, scoring, summary, features, permutations
 from .adapters import tensors, tabular
 from .analyses import permutation, associations, interactions, dependence, shapley, sensitivity
 from . import interpretation, demo
-from .retrain import recipe, drop_column
+from .retrain import recipe, drop_column, executor, folds, selection
+from .retrain import null as _null_module
 from .present import tables, plots, report
 _modules = (checks, engine, scoring, summary, features, permutations, tensors, tabular, permutation, associations, interactions,
-            dependence, shapley, sensitivity, interpretation, recipe, drop_column, tables, plots, report, demo)
+            dependence, shapley, sensitivity, interpretation, recipe, drop_column, executor, folds, _null_module, selection, tables, plots,
+            report, demo)
 __all__ = [n for m in _modules for n in m.__all__]
-del _modules
+del _modules, _null_module

@@ -169,7 +169,7 @@ def score(self:FeatureInterpretation,
 @patch
 def importance(self:FeatureInterpretation,
                metric=None, # None (the loss), a name, a function, a fastai `Metric` or metric class
-               n_repeats:int=5, # permutations per feature
+               n_repeats:int|str=5, # permutations per feature, or 'auto' (adaptive, up to `max_repeats`)
                groups=None, # list of names / lists of names, dict name -> list, or 'auto': permuted jointly
                cols=None, # names of the features scored alone (default: all not in a group)
                seed:int|None=None, # seed of the permutations (None: fresh, kept in `attrs['seed']`)
@@ -183,6 +183,10 @@ def importance(self:FeatureInterpretation,
                cond_threshold:float=0.5, # with `conditional=True`: association that makes a partner
                n_bins:int=4, # with `conditional`: quantile bins per continuous partner
                per_output:bool=False, # multi-target regression: one row per feature and target
+               interval:str='rows', # 'rows' (covers the shuffling and the test rows) or 'repeats' (the shuffling only)
+               n_boot:int=100, # bootstrap resamples for the interval of a metric that is not a mean over rows
+               max_repeats:int=30, # with `n_repeats='auto'`: the most repeats per feature
+               tol:float=0.01, # with `n_repeats='auto'`: settled below this half-width x the largest importance
               )->pd.DataFrame:
     "Permutation importance of each column (or group): how much worse the score gets when it is shuffled, as a sorted table."
     bs = check_int(bs, 'bs', min=1, none_ok=True)
@@ -207,7 +211,8 @@ def importance(self:FeatureInterpretation,
                                                  assoc, cond_threshold, conditional if isinstance(conditional, dict) else None, n_bins)
         extra.update(conditional=True, partners=partners, n_bins=n_bins)
     fi = perm_.permutation_importance(self.model, self.inputs(), y, score=scorer, features=features, n_repeats=n_repeats,
-                                      seed=seed, max_rows=max_rows, chunk_rows=bs, progress=progress, strata=strata, per_output=per_output)
+                                      seed=seed, max_rows=max_rows, chunk_rows=bs, progress=progress, strata=strata, per_output=per_output,
+                                      interval=interval, n_boot=n_boot, max_repeats=max_repeats, tol=tol)
     if per_output:
         fi['output'] = fi.output.map(dict(zip([f'out{k}' for k in range(y.shape[-1])], self.outputs)))
         return self._finish(fi, 'plot_output_matrix', plot, **extra)

@@ -6,22 +6,137 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/analyses.permutation.html.
 
 # %% ../../nbs/10_analyses.permutation.ipynb #01a0e47d
 from __future__ import annotations
+import copy, functools
 import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, resolve_seed, derived_generator
+from ..core.checks import check_int, check_number, check_choice, resolve_seed, derived_generator
 from ..core.engine import Job, predict_jobs, eval_mode, as_inputs
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from ..core.scoring import Scorer, mean_squared_error
+from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se
 from ..adapters.tensors import prepare_inputs
 from ..present.tables import importance_table, output_table
 
 # %% auto #0
-__all__ = ['permutation_scores', 'per_output_scorer', 'permutation_importance']
+__all__ = ['row_scorer', 'permutation_scores', 'per_output_scorer', 'per_output_rows', 'adaptive_settled',
+           'permutation_importance']
 
 # %% ../../nbs/10_analyses.permutation.ipynb #1d12a528
+def _flat(x, n): return x.reshape(n, -1)
+def _acc_rows(p, t): return (p.argmax(-1).reshape(len(p), -1) == t.reshape(len(p), -1)).float().mean(1)
+def _sq_rows(p, t): return ((_flat(p, len(p)).float() - _flat(t, len(p)).float()) ** 2).mean(1)
+
+_ROW_METRICS = {   # fastai's function metrics that are means over rows, one value per row
+    'accuracy': _acc_rows,
+    'error_rate': lambda p, t: 1 - _acc_rows(p, t),
+    'mse': _sq_rows, 'mean_squared_error': _sq_rows,
+    'mae': lambda p, t: (_flat(p, len(p)).float() - _flat(t, len(p)).float()).abs().mean(1),
+    'msle': lambda p, t: ((torch.log(1 + _flat(p, len(p)).float()) - torch.log(1 + _flat(t, len(p)).float())) ** 2).mean(1),
+    'accuracy_multi': lambda p, t: ((p.sigmoid() > 0.5) == t.bool()).float().reshape(len(p), -1).mean(1),
+}
+_ROW_MODULES = ('fastai.metrics', 'fastai_featimp.core.scoring')
+
+def row_scorer(scorer # a `Scorer`, or the metric / loss it wraps
+              ):
+    "A function `f(preds, target)` giving one score per row whose mean is the score, or None when the score is not a mean over rows."
+    m = scorer.metric if isinstance(scorer, Scorer) else scorer
+    if type(m).__name__ == 'AvgMetric' and callable(getattr(m, 'func', None)): m = m.func   # fastai's mean over batches
+    if callable(m) and isinstance(getattr(m, 'reduction', None), str):                      # a loss: its per-row form
+        lf = copy.deepcopy(m)
+        try: lf.reduction = 'none'
+        except (AttributeError, TypeError): return None
+        def loss_rows(p, t):
+            v = lf(p, *t) if isinstance(t, tuple) else lf(p, t)
+            return v.reshape(len(p), -1).double().mean(1)
+        return loss_rows
+    f = m.func if isinstance(m, functools.partial) and not m.args and not m.keywords else m
+    fn = _ROW_METRICS.get(getattr(f, '__name__', None)) if getattr(f, '__module__', None) in _ROW_MODULES else None
+    if fn is None: return None
+    return lambda p, t: fn(p, t).double()
+
+# %% ../../nbs/10_analyses.permutation.ipynb #9987c1a2
+class _Tally:
+    "What permutation importance keeps from each job's predictions: its score, and what the interval needs."
+    def __init__(self, scorer, target, n, interval='repeats', row_fn=None, seed=0, n_boot=100, keep=False, boot_repeats=1):
+        self.scorer, self.target, self.n, self.kind, self.row_fn = scorer, target, n, interval, row_fn
+        self.seed, self.n_boot, self.keep, self.boot_repeats = seed, n_boot, keep, boot_repeats
+        self.scores, self.acc, self.rows, self.boot, self.note = {}, {}, {}, {}, None
+        if interval == 'rows' and row_fn is None: self.kind, self.note = 'bootstrap', 'the score is not a mean over rows'
+
+    def _boot_index(self, b, dev):
+        if self._idx is not None: return self._idx[b]
+        return torch.randint(self.n, (self.n,), generator=derived_generator(self.seed, 'bootstrap', b)).to(dev)
+
+    def _boot_scores(self, preds, bs):
+        take = lambda t, i: tuple(x[i] for x in t) if isinstance(t, tuple) else t[i]
+        return {b: np.asarray(self.scorer(preds[i], take(self.target, i)), dtype=float)
+                for b, i in ((b, self._boot_index(b, preds.device)) for b in bs)}
+
+    def baseline(self, preds):
+        self.base = np.asarray(self.scorer(preds, self.target), dtype=float)
+        if self.kind == 'rows':
+            try:
+                r = self.row_fn(preds, self.target)
+                ok = r.shape[0] == self.n and np.allclose(r.mean(0).cpu().numpy(), self.base, rtol=1e-4, atol=1e-7)
+            except (RuntimeError, ValueError, TypeError, IndexError, AttributeError): ok = False
+            if ok: self.base_rows = r.to(torch.float32 if r.device.type == 'mps' else torch.float64)
+            else: self.kind, self.note = 'bootstrap', 'the per-row scores do not average to the score'
+        if self.kind == 'bootstrap':
+            dev = preds.device
+            self._idx = None
+            if self.n * self.n_boot <= 2 ** 24:          # up to 128 MB of indices: draw them once
+                self._idx = torch.stack([torch.randint(self.n, (self.n,), generator=derived_generator(self.seed, 'bootstrap', b))
+                                         for b in range(self.n_boot)]).to(dev)
+            self.base_boot = self._boot_scores(preds, range(self.n_boot))
+
+    def add(self, f, perm, preds, last=False, r=0):
+        "Score the predictions of repeat `r` of feature `f` (permuted by `perm`); `last`: its final repeat (free its running sums)."
+        self.scores.setdefault(f, []).append(np.asarray(self.scorer(preds, self.target), dtype=float))
+        if self.kind == 'rows':
+            d = self.row_fn(preds, self.target).to(self.base_rows.dtype) - self.base_rows
+            if f not in self.acc: self.acc[f] = [torch.zeros_like(d), torch.zeros_like(d), 0., 0.]
+            a = self.acc[f]
+            a[0] += d; a[1].index_add_(0, perm.to(d.device), d); a[2] = a[2] + d.sum(0); a[3] = a[3] + (d * d).sum(0)
+            if last and not self.keep: self._close(f)
+        elif self.kind == 'bootstrap' and r < self.boot_repeats:
+            self.boot.setdefault(f, {}).update(self._boot_scores(preds, range(r, self.n_boot, self.boot_repeats)))
+
+    def _close(self, f):
+        t, s, tot, sq = self.acc.pop(f)
+        k = len(self.scores[f])
+        as_np = lambda x: x.cpu().numpy().T if isinstance(x, torch.Tensor) else np.asarray(x)   # rows on the last axis
+        self.rows[f] = permutation_rows_se(as_np(t), as_np(s), as_np(tot), as_np(sq), k)
+
+    def finish(self):
+        for f in list(self.acc): self._close(f)
+        return self
+
+
+def _run_permutations(predict, inputs, features, pairs, seed, strata, chunk_rows, progress, tally, baseline=True):
+    "Run the baseline (optionally) and the jobs `(feature index, repeat)` through the engine, feeding `tally`."
+    n, dev = len(inputs[0]), inputs[0].device
+    strata, shared = strata or {}, {}
+    last = {}
+    for k, (f, _) in enumerate(pairs): last[f] = k
+    def perm(f, r):
+        name = features[f].name
+        if name in strata: return repeat_permutation(n, seed, r, strata[name], name, dev)
+        if r not in shared: shared[r] = repeat_permutation(n, seed, r, device=dev)
+        return shared[r]
+    jobs, meta = ([Job()], [None]) if baseline else ([], [])
+    for k, (f, r) in enumerate(pairs):
+        p = perm(f, r); jobs.append(Job(features[f].columns, p)); meta.append((f, p, last[f] == k, r))
+    it = predict_jobs(predict, inputs, jobs, chunk_rows)
+    if progress: it = progress_bar(it, total=len(jobs), leave=False)
+    for j, preds in it:
+        if meta[j] is None: tally.baseline(preds)
+        else: tally.add(*meta[j][:2], preds, last=meta[j][2], r=meta[j][3])
+    return tally
+
+# %% ../../nbs/10_analyses.permutation.ipynb #a383e06c
 def permutation_scores(predict, # callable on the input tensors (already in eval mode, on `inputs`' device)
                        inputs, # tuple of tensors, rows on axis 0
                        target, # targets for `scorer` (on the same device)
@@ -36,18 +151,12 @@ def permutation_scores(predict, # callable on the input tensors (already in eval
                       ):
     "Baseline score and the (n_features, n_repeats) matrix of scores with each feature permuted (a scorer returning a vector adds an axis)."
     inputs = as_inputs(inputs)
-    n, dev = len(inputs[0]), inputs[0].device
     repeats = list(range(n_repeats)) if repeats is None else list(repeats)
-    strata = strata or {}
-    shared = [repeat_permutation(n, seed, r, device=dev) for r in repeats]
-    own = {f.name: [repeat_permutation(n, seed, r, strata[f.name], f.name, dev) for r in repeats] for f in features if f.name in strata}
-    jobs = [Job()] + [Job(f.columns, own[f.name][k] if f.name in own else shared[k]) for f in features for k in range(len(repeats))]
-    scores = [None] * len(jobs)
-    it = predict_jobs(predict, inputs, jobs, chunk_rows)
-    if progress: it = progress_bar(it, total=len(jobs), leave=False)
-    for j, preds in it: scores[j] = np.asarray(scorer(preds, target), dtype=float)
-    scores = np.stack(scores)
-    return scores[0], scores[1:].reshape(len(features), len(repeats), *scores.shape[1:])
+    tally = _Tally(scorer, target, len(inputs[0]))
+    _run_permutations(predict, inputs, features, [(f, r) for f in range(len(features)) for r in repeats], seed, strata,
+                      chunk_rows, progress, tally)
+    perm = np.stack([np.stack(tally.scores[f]) for f in range(len(features))]) if features else np.zeros((0, len(repeats)))
+    return tally.base if tally.base.ndim else float(tally.base), perm
 
 # %% ../../nbs/10_analyses.permutation.ipynb #876d641a
 def per_output_scorer(scorer:Scorer # applied to each output column separately
@@ -60,7 +169,34 @@ def per_output_scorer(scorer:Scorer # applied to each output column separately
         return np.array([scorer(p[:, k:k + 1], t[:, k:k + 1]) for k in range(p.shape[1])])
     return f
 
+def per_output_rows(row_fn # a per-row scorer (`row_scorer`), or None
+                   ):
+    "The per-row scores of each output column, shape (rows, k); None when `row_fn` is None."
+    if row_fn is None: return None
+    def f(preds, target):
+        p, t = preds.reshape(len(preds), -1), target.reshape(len(target), -1)
+        return torch.stack([row_fn(p[:, k:k + 1], t[:, k:k + 1]) for k in range(p.shape[1])], 1)
+    return f
+
 # %% ../../nbs/10_analyses.permutation.ipynb #9a7a3ee8
+def adaptive_settled(values, # one sequence of repeated importances per feature (>= 2 each)
+                     tol:float=0.01, # settled when the half-width is at most `tol` x the largest |importance|
+                     level:float=0.95, # confidence level of the interval over repeats
+                    )->list:
+    "For each feature: True when its interval over repeats is clear of its neighbours' in the ranking and of 0, or narrower than the tolerance."
+    stats = [summarise(np.asarray(v, dtype=float), level) for v in values]
+    m, lo, hi = (np.array([s[k] for s in stats], dtype=float) for k in (0, 2, 3))
+    scale = np.abs(m).max() if len(m) else 0.
+    order = np.argsort(-m, kind='stable')
+    settled = [False] * len(m)
+    for pos, f in enumerate(order):
+        clear = lo[f] > 0 or hi[f] < 0
+        if pos > 0: clear = clear and hi[f] < lo[order[pos - 1]]
+        if pos + 1 < len(order): clear = clear and lo[f] > hi[order[pos + 1]]
+        settled[f] = bool(clear or (hi[f] - lo[f]) / 2 <= tol * scale)
+    return settled
+
+# %% ../../nbs/10_analyses.permutation.ipynb #45f8b91b
 def permutation_importance(predict, # model: `nn.Module` (eval mode for the call) or callable; given numpy arrays if `inputs` are numpy
                            inputs, # tensor / array, or tuple of them, rows on axis 0; features on `feature_axis`
                            target=None, # targets passed to `score`
@@ -69,7 +205,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
                            feature_names=None, # names for the default features (in input order)
                            groups=None, # list of names / lists of names, or dict name -> list: permuted jointly
                            cols=None, # names of the features scored alone (default: all not in a group)
-                           n_repeats:int=5, # permutations per feature
+                           n_repeats:int|str=5, # permutations per feature, or 'auto' (adaptive, up to `max_repeats`)
                            seed:int|None=None, # seed of the permutations (None: fresh, reported in `attrs['seed']`)
                            max_rows:int|None=None, # score a seeded random subsample of this many rows
                            higher_is_better:bool|None=None, # direction of `score` (default: from its name)
@@ -80,11 +216,23 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
                            strata:dict|None=None, # feature name -> stratum id per row: conditional permutation
                            feature_axis:int=-1, # axis of the features in each input (3-D: samples x time x features)
                            per_output:bool=False, # score each output column separately: a feature x output table
+                           interval:str='rows', # 'rows' (shuffling and test rows) or 'repeats' (shuffling only)
+                           n_boot:int=100, # bootstrap resamples, for a score that is not a mean over rows
+                           max_repeats:int=30, # with `n_repeats='auto'`: the most repeats per feature
+                           tol:float=0.01, # with `n_repeats='auto'`: settled below this half-width x the largest importance
                           )->pd.DataFrame:
     "Permutation importance of each feature (or group) of `inputs` for `predict`, as a sorted table."
     if target is None: raise ValueError("permutation importance needs `target` (labels) to score against; "
                                         "for a label-free analysis use `feature_sensitivity`.")
-    n_repeats = check_int(n_repeats, 'n_repeats', min=1)
+    auto = isinstance(n_repeats, str)
+    if auto:
+        if n_repeats != 'auto': raise TypeError(f"n_repeats must be an int >= 1 or 'auto', got {n_repeats!r} (str).")
+        if per_output: raise ValueError("n_repeats='auto' ranks the features by one score; with per_output=True pass a fixed n_repeats.")
+        max_repeats = check_int(max_repeats, 'max_repeats', min=2)
+        tol = check_number(tol, 'tol', min=0)
+    else: n_repeats = check_int(n_repeats, 'n_repeats', min=1)
+    check_choice(interval, 'interval', ('rows', 'repeats'))
+    n_boot = check_int(n_boot, 'n_boot', min=2)
     seed = resolve_seed(seed)
     inputs, target, idx, model = prepare_inputs(predict, inputs, target, max_rows, derived_generator(seed, 'rows'), device,
                                                 feature_axis, min_rows=2)
@@ -92,16 +240,48 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     features = resolve_features(features, groups, cols)
     scorer = Scorer(score if score is not None else mean_squared_error, higher_is_better=higher_is_better)
     if strata: strata = {k: (torch.as_tensor(np.asarray(v))[idx] if idx is not None else v) for k, v in strata.items()}
+    n, F = len(inputs[0]), len(features)
+    rows_fn = row_scorer(scorer) if interval == 'rows' else None
+    tally = _Tally(per_output_scorer(scorer) if per_output else scorer, target, n, interval,
+                   per_output_rows(rows_fn) if per_output else rows_fn, seed, n_boot, keep=auto,
+                   boot_repeats=min(3, max_repeats) if auto else n_repeats)
+    counts, rounds = [0] * F, 0
     with eval_mode(predict):
-        base, perm = permutation_scores(model, inputs, target, per_output_scorer(scorer) if per_output else scorer, features,
-                                        n_repeats, seed, chunk_rows, progress, strata)
-    imp = scorer.importance(perm, base)
-    attrs = dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better, n_repeats=n_repeats,
-                 seed=seed, n_rows=len(inputs[0]))
+        want = [min(3, max_repeats)] * F if auto else [n_repeats] * F
+        while True:
+            pairs = [(f, r) for f in range(F) for r in range(counts[f], want[f])]
+            if not pairs and rounds: break
+            _run_permutations(model, inputs, features, pairs, seed, strata, chunk_rows, progress, tally, baseline=rounds == 0)
+            counts, rounds = list(want), rounds + 1
+            if not auto: break
+            done = adaptive_settled([scorer.importance(np.array(tally.scores[f]), tally.base) for f in range(F)], tol)
+            want = [c if d or c >= max_repeats else min(2 * c, max_repeats) for c, d in zip(counts, done)]
+    tally.finish()
+    base = tally.base
+    imp = [scorer.importance(np.stack(tally.scores[f]), base) for f in range(F)]
+    label = {'rows': 'rows (paired)', 'bootstrap': 'rows (bootstrap)', 'repeats': 'repeats'}[tally.kind]
+    ci = None
+    if tally.kind == 'rows':
+        se = np.stack([tally.rows[f][1] for f in range(F)])
+        ci = t_interval(np.stack([v.mean(0) for v in imp]), se, n - 1)
+    elif tally.kind == 'bootstrap':
+        bs = sorted(tally.boot[0])
+        one = np.stack([scorer.importance(np.stack([tally.boot[f][b] for b in bs]), np.stack([tally.base_boot[b] for b in bs]))
+                        for f in range(F)])                                    # (F, B[, k]): one-repeat importances
+        rep_var = np.stack([v.var(0, ddof=1) if len(v) > 1 else np.full(v.shape[1:], np.nan) for v in imp])
+        se = np.stack([bootstrap_se(np.moveaxis(one[f], 0, -1), rep_var[f], len(imp[f])) for f in range(F)])
+        ci = t_interval(np.stack([v.mean(0) for v in imp]), se, n - 1)
+    attrs = dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
+                 n_repeats='auto' if auto else n_repeats, seed=seed, n_rows=n, interval=label, n_jobs=1 + sum(counts))
+    if tally.note: attrs['interval_note'] = f"bootstrap over rows: {tally.note}"
+    if tally.kind == 'bootstrap': attrs['n_boot'] = n_boot
+    if auto: attrs.update(max_repeats=max_repeats, tol=tol, rounds=rounds)
     if per_output:
-        return output_table([f.name for f in features], [f.kind for f in features], imp, dict(attrs, baseline=[float(b) for b in base]))
+        return output_table([f.name for f in features], [f.kind for f in features], np.stack(imp),
+                            dict(attrs, baseline=[float(b) for b in base]), ci=ci, interval=label)
     fi = importance_table([f.name for f in features], [f.kind for f in features], imp, [f.members for f in features],
-                          attrs=dict(attrs, baseline=float(base), permuted_scores={f.name: [float(v) for v in row] for f, row in zip(features, perm)}))
+                          attrs=dict(attrs, baseline=float(base), permuted_scores={f.name: [float(v) for v in tally.scores[i]] for i, f in enumerate(features)}),
+                          ci=ci, interval=label, show_repeats=auto)
     if plot:
         from fastai_featimp.present.plots import plot_importance
         plot_importance(fi)

@@ -1,4 +1,4 @@
-"""Mean, standard deviation and confidence interval of repeated measurements: computed one way, everywhere.
+"""Mean, standard deviation and confidence intervals of repeated measurements — over repeats, over rows, or by bootstrap: computed one way, everywhere.
 
 Docs: https://fastai-featimp.github.io/fastai_featimp/core.summary.html.md"""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['t_quantile', 'summarise']
+__all__ = ['t_quantile', 'summarise', 't_interval', 'permutation_rows_se', 'bootstrap_se']
 
 # %% ../../nbs/03_core.summary.ipynb #dd29c820
 def t_quantile(df:int, # degrees of freedom
@@ -31,3 +31,44 @@ def summarise(values, # array (..., r): r repeated measurements on the last axis
     std = v.std(-1, ddof=1)
     half = t_quantile(r - 1, level) * std / np.sqrt(r)
     return mean, std, mean - half, mean + half
+
+# %% ../../nbs/03_core.summary.ipynb #1ab72160
+def t_interval(center, # the estimate(s)
+               se, # its standard error(s), same shape
+               df, # degrees of freedom of the t quantile (rows - 1)
+               level:float=0.95, # two-sided confidence level
+              ):
+    "Low and high ends of `center ± t_{df} · se`, as float arrays."
+    center, se = np.asarray(center, dtype=float), np.asarray(se, dtype=float)
+    half = t_quantile(max(int(df), 1), level) * se
+    return center - half, center + half
+
+def permutation_rows_se(target_sum, # (..., n): per row, the sum over repeats of its differences as a target
+                        donor_sum, # (..., n): per row, the sum over repeats of the differences it was the donor of
+                        diff_sum, # (...): sum of all n·R differences
+                        diff_sq, # (...): sum of their squares
+                        n_repeats:int, # R, the repeats summed
+                       ):
+    "Mean difference and its standard error over the test rows (rows as targets and donors), from running sums."
+    t = np.asarray(target_sum, dtype=float) / n_repeats
+    s = np.asarray(donor_sum, dtype=float) / n_repeats
+    n = t.shape[-1]
+    if n < 2: raise ValueError(f"a standard error over rows needs at least 2 rows, got {n}.")
+    N = n * n_repeats
+    var_all = np.maximum(np.asarray(diff_sq, dtype=float) - np.asarray(diff_sum, dtype=float) ** 2 / N, 0) / (N - 1)
+    v = ((t + s).var(-1, ddof=1) - var_all / n_repeats) / n
+    fallback = t.var(-1, ddof=1) / n                    # the target part alone, if the difference is not positive
+    v = np.where(v > 0, v, fallback)
+    return t.mean(-1), np.sqrt(v)
+
+def bootstrap_se(boot, # (..., B): a one-repeat importance on B row resamples (each resample may use another repeat)
+                 repeat_var, # (...): variance over repeats of the importance on all rows (NaN with one repeat)
+                 n_repeats:int, # R, the repeats the importance averages
+                ):
+    "Standard error of an R-repeat importance from a row bootstrap of one-repeat importances."
+    b = np.asarray(boot, dtype=float)
+    if b.shape[-1] < 2: raise ValueError(f"a bootstrap needs at least 2 resamples, got {b.shape[-1]}.")
+    v_one = b.var(-1, ddof=1)                             # rows and shuffling, for one repeat
+    rv = np.nan_to_num(np.asarray(repeat_var, dtype=float), nan=0.0)
+    v = np.maximum(v_one - rv * (1 - 1 / n_repeats), rv / n_repeats)   # the shuffling part shrinks with R; never below it
+    return np.sqrt(v)

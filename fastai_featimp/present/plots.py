@@ -15,7 +15,8 @@ from .tables import combine_importance
 # %% auto #0
 __all__ = ['TYPE_COLORS', 'short_name', 'new_axes', 'heatmap', 'plot_importance', 'plot_dendrogram', 'plot_interactions',
            'plot_partial_dependence', 'plot_ale', 'plot_h_statistic', 'plot_output_matrix', 'plot_shapley_importance',
-           'plot_waterfall', 'plot_decision', 'plot_shapley_summary', 'plot_rank_comparison', 'plot_methods']
+           'plot_waterfall', 'plot_decision', 'plot_shapley_summary', 'plot_rank_comparison', 'plot_methods',
+           'plot_null_importance', 'plot_selection']
 
 # %% ../../nbs/31_present.plots.ipynb #d234cf9a
 TYPE_COLORS = {'continuous': '#1f77b4', 'categorical': '#ff7f0e', 'group': '#2ca02c'}
@@ -511,4 +512,62 @@ def plot_methods(cmp:pd.DataFrame, # from `compare_methods`
     if thr and mx: ax.axvline(thr / mx, color='grey', ls=':', lw=1, label='drop-column noise floor (2 sd of a retrain difference)')
     ax.legend(fontsize=8, loc='lower right')
     ax.set_title(textwrap.fill('Permutation, capped-embedding permutation and drop-column importance, each scaled to its largest', 70), fontsize=9)
+    return ax
+
+# %% ../../nbs/31_present.plots.ipynb #2a7c5e40
+def plot_null_importance(ni:pd.DataFrame, # from `null_importance` (columns feature, importance, p_value, null:0..)
+                         top:int|None=None, # show only the `top` most important features
+                         ax=None, # matplotlib axes (default: a new figure)
+                         seed:int=0, # seed of the dots' vertical jitter
+                        ):
+    "Null importances (grey dots) against the observed importance (red diamond) per feature, with p-values; returns the axes."
+    nulls = [c for c in ni.columns if c.startswith('null:')]
+    need = {'feature', 'importance'}
+    if not need <= set(ni.columns) or not nulls:
+        raise ValueError(f"pass a table from `null_importance`: it needs 'feature', 'importance' and 'null:<k>' columns; it has {list(ni.columns)}.")
+    d = ni.sort_values('importance', ascending=False, kind='stable')
+    d = d.head(check_int(top, 'top', min=1)) if top is not None else d
+    ax = new_axes((7.5, 0.4 * len(d) + 1.6), ax)
+    y = np.arange(len(d))[::-1]
+    v = d[nulls].to_numpy(float)
+    jitter = np.random.default_rng(seed).uniform(-0.18, 0.18, v.shape)
+    ax.scatter(v.ravel(), (y[:, None] + jitter).ravel(), s=9, color='0.55', alpha=0.8, label=f'null importance ({len(nulls)} retrains on shuffled targets)')
+    ax.scatter(d.importance, y, marker='D', s=36, color='#d62728', zorder=3, label='observed importance')
+    lin = max(float(np.nanmax(np.abs(v))), 1e-12)
+    ax.set_xscale('symlog', linthresh=lin, linscale=1.5)
+    ax.axvline(0, color='k', lw=0.8)
+    ax.set_yticks(y); ax.set_yticklabels([short_name(f) for f in d.feature])
+    if 'p_value' in d.columns:
+        for yy, p in zip(y, d.p_value):
+            ax.annotate(f'p = {p:.3g}', (1.0, yy), xycoords=('axes fraction', 'data'), xytext=(4, 0), textcoords='offset points',
+                        va='center', fontsize=8, color='#d62728' if p < 0.05 else '0.3')
+    ax.set_xlabel(f"importance ({ni.attrs.get('metric', 'score')}; linear within ±{lin:.2g}, logarithmic beyond)")
+    ax.set_title('Null importance: observed vs retrained on shuffled targets', fontsize=10)
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(0, -0.14), ncol=2, frameon=False)
+    return ax
+
+def plot_selection(history:pd.DataFrame, # from `select_features` (columns n_features, score, dropped, accepted, limit)
+                   ax=None, # matplotlib axes (default: a new figure)
+                  ):
+    "Score against the number of features kept, each step labelled with the feature dropped; returns the axes."
+    need = {'n_features', 'score', 'dropped', 'accepted'}
+    if not need <= set(history.columns):
+        raise ValueError(f"pass a history table from `select_features`: it lacks {sorted(need - set(history.columns))}.")
+    h = history.reset_index(drop=True)
+    ax = new_axes((7, 4.2), ax)
+    ok = h[h.accepted]
+    ax.plot(ok.n_features, ok.score, '-o', color='#1f77b4', label='kept (within the noise floor)')
+    if 'score_sd' in h.columns and h.score_sd.notna().any():
+        ax.errorbar(h.n_features, h.score, yerr=h.score_sd, fmt='none', ecolor='0.6', capsize=2)
+    bad = h[~h.accepted]
+    if len(bad): ax.scatter(bad.n_features, bad.score, marker='x', s=60, color='#d62728', zorder=3, label='rejected: worse beyond the noise floor')
+    for r in h.itertuples():
+        if r.dropped: ax.annotate(f'-{short_name(r.dropped, 18)}', (r.n_features, r.score), xytext=(3, 5), textcoords='offset points', fontsize=8)
+    if 'limit' in h.columns and h.limit.notna().any():
+        ax.plot(h.n_features, h.limit, ls='--', color='grey', lw=1, drawstyle='steps-post', label='limit: best score so far + noise floor')
+    ax.set_xlabel('features kept'); ax.set_ylabel(f"score ({history.attrs.get('metric', 'held-out')})")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.invert_xaxis()
+    ax.set_title('Backward elimination: each step verified by retraining', fontsize=10)
+    ax.legend(fontsize=8)
     return ax

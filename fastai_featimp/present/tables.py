@@ -15,22 +15,35 @@ from ..core.summary import summarise
 __all__ = ['importance_table', 'output_table', 'save_importance_csv', 'read_importance_csv', 'combine_importance']
 
 # %% ../../nbs/30_present.tables.ipynb #e9fc81c1
+def _ragged(values, n):
+    "A list of 1-D float arrays, one per feature, from a 2-D array or a list of sequences."
+    if isinstance(values, np.ndarray) or (len(values) and np.ndim(values[0]) == 0):
+        return list(np.asarray(values, dtype=float).reshape(n, -1))
+    return [np.asarray(v, dtype=float).ravel() for v in values]
+
 def importance_table(names, # feature names, one per row of `values`
                      kinds, # 'categorical' / 'continuous' / 'group', one per feature
-                     values, # array (n_features, n_repeats): importance of each feature in each repeat
+                     values, # array (n_features, n_repeats), or one sequence per feature: importance in each repeat
                      members=None, # for each feature, the names it was built from (groups), else empty
                      attrs:dict|None=None, # baseline score, metric, settings... stored in `DataFrame.attrs`
                      value_name:str='importance', # name of the value column ('sensitivity' for sensitivity tables)
+                     ci=None, # (low, high) arrays, one value per feature: an interval computed by the analysis
+                     interval:str|None=None, # what the interval is ('rows (paired)', 'repeats', ...): a column `interval`
+                     show_repeats:bool=False, # add a column `repeats_used` (repeats per feature)
                     )->pd.DataFrame:
-    "A DataFrame with one row per feature, sorted by mean value, with std and a 95% CI over repeats."
-    values = np.asarray(values, dtype=float).reshape(len(names), -1)
-    mean, std, lo, hi = summarise(values)
+    "A DataFrame with one row per feature, sorted by mean value, with std and a 95% CI (over repeats unless `ci` is given)."
+    rows = _ragged(values, len(names))
+    stats = [summarise(v) for v in rows]
+    mean, std, lo, hi = (np.array([s[k] for s in stats], dtype=float) for k in range(4))
+    if ci is not None: lo, hi = (np.asarray(c, dtype=float).reshape(len(names)) for c in ci)
     members = members if members is not None else [()] * len(names)
-    df = pd.DataFrame({'feature': list(names), 'type': list(kinds), value_name: mean, 'std': std,
-                       'ci_low': lo, 'ci_high': hi, 'members': [', '.join(m) for m in members]})
+    cols = {'feature': list(names), 'type': list(kinds), value_name: mean, 'std': std, 'ci_low': lo, 'ci_high': hi}
+    if interval is not None: cols['interval'] = interval
+    if show_repeats: cols['repeats_used'] = [len(v) for v in rows]
+    df = pd.DataFrame(dict(cols, members=[', '.join(m) for m in members]))
     df = df.sort_values(value_name, ascending=False, kind='stable').reset_index(drop=True)
     df.attrs.update(attrs or {})
-    df.attrs['repeats'] = {n: [float(v) for v in row] for n, row in zip(names, values)}
+    df.attrs['repeats'] = {n: [float(v) for v in row] for n, row in zip(names, rows)}
     return df
 
 # %% ../../nbs/30_present.tables.ipynb #bc04ceea
@@ -40,19 +53,23 @@ def output_table(names, # feature names
                  attrs:dict|None=None, # settings stored in `DataFrame.attrs`
                  output_names=None, # one name per output (default `out0`, `out1`, ...)
                  value_name:str='importance', # name of the value column
+                 ci=None, # (low, high) arrays (n_features, n_outputs): an interval computed by the analysis
+                 interval:str|None=None, # what the interval is: a column `interval`
                 )->pd.DataFrame:
-    "Tidy feature x output table: mean, std and 95% CI over repeats for every pair."
+    "Tidy feature x output table: mean, std and 95% CI (over repeats unless `ci` is given) for every pair."
     v = np.asarray(values, float)
     m, s, lo, hi = summarise(v.transpose(0, 2, 1))
+    if ci is not None: lo, hi = (np.asarray(c, dtype=float).reshape(m.shape) for c in ci)
     outs = list(output_names) if output_names is not None else [f'out{k}' for k in range(v.shape[2])]
     if len(outs) != v.shape[2]: raise ValueError(f"output_names has {len(outs)} names but there are {v.shape[2]} outputs.")
     rows = [(n, kd, outs[k], m[i, k], s[i, k], lo[i, k], hi[i, k]) for i, (n, kd) in enumerate(zip(names, kinds)) for k in range(v.shape[2])]
     df = pd.DataFrame(rows, columns=['feature', 'type', 'output', value_name, 'std', 'ci_low', 'ci_high'])
+    if interval is not None: df['interval'] = interval
     df.attrs.update(attrs or {})
     return df
 
 # %% ../../nbs/30_present.tables.ipynb #d355cdac
-_META = ('metric', 'higher_is_better', 'baseline', 'seed', 'n_rows', 'n_repeats', 'interval')
+_META = ('metric', 'higher_is_better', 'baseline', 'seed', 'n_rows', 'n_repeats')
 
 def save_importance_csv(fi:pd.DataFrame, # a table from `importance_table` / `feature_importance`
                         path, # file to write (parent folders are created)
@@ -83,7 +100,7 @@ def read_importance_csv(path # a file written by `save_importance_csv` (or `fast
         if key in df.columns and df[key].nunique(dropna=False) == 1:
             v = df[key].iloc[0]; attrs[key] = v.item() if hasattr(v, 'item') else v
     out = df.drop(columns=rep + [k for k in _META if k in attrs])
-    if 'members' in out.columns: out['members'] = out['members'].fillna('')
+    if 'members' in out.columns: out['members'] = out['members'].astype(object).where(out['members'].notna(), '')
     out.attrs.update(attrs)
     return out
 

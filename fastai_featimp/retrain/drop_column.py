@@ -10,11 +10,10 @@ import json, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, check_bool, as_names, resolve_seed
+from ..core.checks import check_int, as_names, resolve_seed
 from ..core.scoring import Scorer, is_lower_better, metric_name
-from .recipe import RetrainRecipe, learner_score
-from ..interpretation import FeatureInterpretation
+from .recipe import RetrainRecipe, retrain_score, retrain_importance
+from .executor import RetrainExecutor
 
 # %% auto #0
 __all__ = ['embedding_report', 'drop_column_importance', 'embedding_size_comparison', 'compare_methods']
@@ -34,7 +33,7 @@ def embedding_report(fi:pd.DataFrame # a table from `learn.feature_importance()`
     return cat
 
 # %% ../../nbs/41_retrain.drop_column.ipynb #695505de
-def _cache_load(path, meta):
+def _cache_load(path, meta, what='drop_column_importance'):
     if path is None: return {}
     p = Path(path)
     if p.is_dir(): raise ValueError(f"cache {str(p)!r} is a directory: give the path of a JSON file (e.g. 'drop_cache.json').")
@@ -43,7 +42,7 @@ def _cache_load(path, meta):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"cache {str(p)!r} cannot be read as a cache file ({type(e).__name__}: {e}); delete it or use another path.") from None
     if not isinstance(d, dict) or not isinstance(d.get('scores'), dict):
-        raise ValueError(f"cache {str(p)!r} is not a cache file of drop_column_importance; delete it or use another path.")
+        raise ValueError(f"cache {str(p)!r} is not a cache file of {what}; delete it or use another path.")
     if d.get('meta') != meta:
         raise ValueError(f"cache {str(p)!r} was written for other settings ({d.get('meta')}); use another cache file.")
     return d['scores']
@@ -75,6 +74,11 @@ def _higher_is_better(metric):
     if isinstance(metric, str): return not is_lower_better(metric)
     return Scorer(metric).higher_is_better
 
+def _check_test_df(recipe, test_df):
+    if not isinstance(test_df, pd.DataFrame) or len(test_df) == 0: raise ValueError("test_df must be a non-empty labelled DataFrame.")
+    missing = [c for c in recipe.features() + list(recipe.y_names) if c not in test_df.columns]
+    if missing: raise ValueError(f"test_df lacks column(s) {missing} needed to score the retrained models.")
+
 def _drop_sets(recipe, cols, groups):
     sets = {}
     if groups is not None and not isinstance(groups, (list, tuple)): raise TypeError(f"groups must be a list of lists of columns, got {groups!r}.")
@@ -100,39 +104,35 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
                            cache=None, # JSON file that keeps finished retrains (resume an interrupted run)
                            progress:bool=True, # show a progress bar over retrains
                            verbose:bool=True, # print the cost estimate before the run
+                           executor=None, # where retrains run: None (this process), 'ray', a Ray address, or a `concurrent.futures.Executor`
+                           threads:int|None=1, # torch threads per retrain
                           )->pd.DataFrame:
     "Retrain without each column: `score(without) - score(full)`, with the full model's seed spread as noise floor."
     if not isinstance(recipe, RetrainRecipe):
         raise TypeError(f"recipe must be a RetrainRecipe, got {type(recipe).__name__}" +
                         (": build one with RetrainRecipe.from_learner(learn, train_df)." if hasattr(recipe, 'dls') else "."))
     n_seeds = check_int(n_seeds, 'n_seeds (the noise floor needs a spread of at least 2 retrains)', min=2)
-    if not isinstance(test_df, pd.DataFrame) or len(test_df) == 0: raise ValueError("test_df must be a non-empty labelled DataFrame.")
-    missing = [c for c in recipe.features() + list(recipe.y_names) if c not in test_df.columns]
-    if missing: raise ValueError(f"test_df lacks column(s) {missing} needed to score the retrained models.")
+    _check_test_df(recipe, test_df)
     recipe.check()
     sets = _drop_sets(recipe, cols, groups)
     seed = recipe.seed if seed is None else resolve_seed(seed)
+    ex = RetrainExecutor(executor, threads)
     meta = dict(features=recipe.features(), epochs=recipe.epochs, lr=recipe.lr, seed=seed, n_test=len(test_df),
                 metric=_metric_key(metric))
     scores = _cache_load(cache, meta)
     _check_cache_writable(cache)
-    todo = [(f'full@{seed + k}', (), seed + k) for k in range(n_seeds)] + [(f'drop:{n}@{seed}', s, seed) for n, s in sets.items()]
+    todo = [(f'full@{seed + k}', dict(drop=[], seed=seed + k)) for k in range(n_seeds)] + \
+           [(f'drop:{n}@{seed}', dict(drop=list(s), seed=seed)) for n, s in sets.items()]
     left = [t for t in todo if t[0] not in scores]
-    direction = None
-    it = progress_bar(left, leave=False) if progress and left else left
-    t0 = None
-    for i, (key, drop, s) in enumerate(it):
-        start = time.perf_counter()
-        m = recipe.train(drop=drop, seed=s)
-        it = FeatureInterpretation.from_learner(m, df=test_df)
-        scores[key] = it.score(metric)
-        direction = it.spec.scorer(metric).higher_is_better
+    direction, start = None, time.perf_counter()
+    for i, (key, res) in enumerate(ex.map(retrain_score, [(k, dict(kw, metric=metric)) for k, kw in left], (recipe, test_df), progress)):
+        scores[key], direction = res['score'], res['higher_is_better']
         _cache_save(cache, meta, scores)
         if i == 0 and verbose:
-            per = time.perf_counter() - start
+            per, par = time.perf_counter() - start, ex.parallelism
             print(f"{len(left)} retrains to do ({n_seeds} full-model seeds + {len(sets)} dropped features"
-                  f"{', ' + str(len(todo) - len(left)) + ' from the cache' if len(todo) > len(left) else ''}); "
-                  f"about {per:.1f} s each: ~{per * len(left):.0f} s in all")
+                  f"{', ' + str(len(todo) - len(left)) + ' from the cache' if len(todo) > len(left) else ''}) {ex}; "
+                  f"the first took {per:.1f} s: ~{per * len(left) / min(par, len(left)):.0f} s in all")
     if direction is None: direction = _higher_is_better(metric)
     full = np.array([scores[f'full@{seed + k}'] for k in range(n_seeds)])
     sign = -1. if direction else 1.
@@ -160,15 +160,23 @@ def embedding_size_comparison(recipe:RetrainRecipe, # how to retrain
                               n_repeats:int=5, # permutations per feature
                               seed:int|None=None, # seed for retraining and permutations
                               progress:bool=True, # show progress
+                              executor=None, # where retrains run: None (this process), 'ray', a Ray address, or a `concurrent.futures.Executor`
+                              threads:int|None=1, # torch threads per retrain
                              )->pd.DataFrame:
     "Permutation importance of the original and of capped / equal-width retrains, side by side, with rank changes."
     recipe.check()
-    seed = recipe.seed if seed is None else seed
-    variants = {'original': learn if learn is not None else recipe.train(seed=seed)}
-    for c in caps: variants[f'cap{c}'] = recipe.train(emb_cap=c, seed=seed)
-    if equal is not None: variants[f'equal{equal}'] = recipe.train(emb_equal=equal, seed=seed)
-    tabs = {k: v.feature_importance(df=test_df, metric=metric, n_repeats=n_repeats, seed=seed, progress=progress).set_index('feature')
-            for k, v in variants.items()}
+    _check_test_df(recipe, test_df)
+    seed = recipe.seed if seed is None else resolve_seed(seed)
+    ex = RetrainExecutor(executor, threads)
+    imp = dict(n_repeats=n_repeats, seed=seed)
+    variants = {} if learn is not None else {'original': dict(seed=seed)}
+    for c in caps: variants[f'cap{c}'] = dict(emb_cap=c, seed=seed)
+    if equal is not None: variants[f'equal{equal}'] = dict(emb_equal=equal, seed=seed)
+    tabs = {}
+    if learn is not None: tabs['original'] = learn.feature_importance(df=test_df, metric=metric, progress=False, **imp)
+    tabs.update(ex.map(retrain_importance, [(k, dict(kw, metric=metric, importance=imp)) for k, kw in variants.items()],
+                       (recipe, test_df), progress))
+    tabs = {k: tabs[k].set_index('feature') for k in ['original'] + [k for k in variants if k != 'original']}
     base = tabs['original']
     out = pd.DataFrame({'type': base['type'], 'levels': base['levels']})
     for k, t in tabs.items():
@@ -193,10 +201,13 @@ def compare_methods(recipe:RetrainRecipe, # how to retrain
                     seed:int|None=None, # seed
                     cache=None, # drop-column cache file
                     progress:bool=True, # show progress
+                    executor=None, # where retrains run: None (this process), 'ray', a Ray address, or a `concurrent.futures.Executor`
                    )->pd.DataFrame:
     "Permutation, capped-embedding permutation and drop-column importance of every feature in one table."
-    emb = embedding_size_comparison(recipe, test_df, learn, caps=(cap,), metric=metric, n_repeats=n_repeats, seed=seed, progress=progress)
-    dc = drop_column_importance(recipe, test_df, metric=metric, n_seeds=n_seeds, seed=seed, cache=cache, progress=progress).set_index('feature')
+    emb = embedding_size_comparison(recipe, test_df, learn, caps=(cap,), metric=metric, n_repeats=n_repeats, seed=seed,
+                                    progress=progress, executor=executor)
+    dc = drop_column_importance(recipe, test_df, metric=metric, n_seeds=n_seeds, seed=seed, cache=cache, progress=progress,
+                                executor=executor).set_index('feature')
     out = emb[['feature', 'type', 'levels', 'emb_width_original', 'importance_original', f'importance_cap{cap}']].rename(
         columns={'importance_original': 'permutation', f'importance_cap{cap}': f'permutation_cap{cap}', 'emb_width_original': 'emb_width'})
     out['drop_column'] = out.feature.map(dc.importance); out['drop_above_noise'] = out.feature.map(dc.above_noise)

@@ -10,18 +10,26 @@ import copy
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
+import torch
 from fastai.learner import Learner
 from fastai.tabular.core import Categorify, FillMissing, Normalize
 from fastai.tabular.model import emb_sz_rule
-from ..core.checks import check_int, check_number, as_names
+from ..core.checks import check_int, check_number, as_names, derived_generator
 from ..adapters.tabular import LearnerSpec, retrain_facts
 from ..interpretation import FeatureInterpretation
 from ..demo import isolated_seed
 
 # %% auto #0
-__all__ = ['RetrainRecipe', 'learner_score']
+__all__ = ['RetrainRecipe', 'learner_score', 'retrain_score', 'retrain_importance']
 
 # %% ../../nbs/40_retrain.recipe.ipynb #3fe63916
+def _check_valid_idx(valid_idx, n, name='valid_idx'):
+    v = list(valid_idx)
+    if not v or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v) or min(v) < 0 or max(v) >= n:
+        raise ValueError(f"{name} must be a non-empty list of row positions of df (ints in 0..{n - 1}), got {v[:5]}{' ...' if len(v) > 5 else ''}.")
+    if len(set(v)) == n: raise ValueError(f"{name} holds every row of df: nothing is left to train on.")
+    return [int(i) for i in v]
+
 @dataclass
 class RetrainRecipe:
     "How to retrain a tabular learner like an existing one, with columns dropped or embedding widths changed."
@@ -60,11 +68,7 @@ class RetrainRecipe:
         if missing: raise ValueError(f"the recipe's df lacks column(s) {missing}; it has {list(self.df.columns)}.")
         unknown = [c for c in drop if c not in self.features()]
         if unknown: raise ValueError(f"unknown column(s) {unknown} to drop: the recipe's columns are {self.features()}.")
-        if self.valid_idx is not None:
-            v = list(self.valid_idx)
-            if not v or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v) or min(v) < 0 or max(v) >= len(self.df):
-                raise ValueError(f"valid_idx must be a non-empty list of row positions of df (ints in 0..{len(self.df) - 1}), got {v[:5]}{' ...' if len(v) > 5 else ''}.")
-            if len(set(v)) == len(self.df): raise ValueError("valid_idx holds every row of df: nothing is left to train on.")
+        if self.valid_idx is not None: _check_valid_idx(self.valid_idx, len(self.df))
         check_int(self.epochs, 'epochs', min=1); check_int(self.bs, 'bs', min=1); check_int(self.seed, 'seed', min=0)
         check_number(self.lr, 'lr', min=0, min_inclusive=False)
         if len(set(self.features()) - set(drop)) == 0: raise ValueError("dropping every column leaves nothing to train on.")
@@ -83,24 +87,37 @@ class RetrainRecipe:
               emb_cap:int|None=None, # cap every embedding width at this
               emb_equal:int|None=None, # give every embedding this width
               seed:int|None=None, # seed (default: the recipe's)
+              valid_idx=None, # rows of `df` held out for validation (default: the recipe's; a fold's rows)
+              shuffle_target:int|None=None, # seed of a permutation of the target over the rows (a null model)
              )->Learner:
         "Train a learner by the recipe (global RNG states restored afterwards)."
         drop = as_names(drop, 'drop', allow_empty=True)
         self.check(drop)
         seed = self.seed if seed is None else check_int(seed, 'seed', min=0)
+        valid_idx = self.valid_idx if valid_idx is None else _check_valid_idx(valid_idx, len(self.df))
+        df = self.df
+        if shuffle_target is not None:
+            perm = torch.randperm(len(df), generator=derived_generator(check_int(shuffle_target, 'shuffle_target', min=0), 'shuffle_target')).numpy()
+            df = df.copy()
+            for c in self.y_names: df[c] = df[c].to_numpy()[perm]
         cats = [c for c in self.cat_names if c not in drop]; conts = [c for c in self.cont_names if c not in drop]
         szs = self.emb_szs(emb_cap, emb_equal, drop)
         with isolated_seed(seed):
-            if self.train_fn is not None: return self.train_fn(self.df, cats, conts, szs, seed)
+            if self.train_fn is not None: return self.train_fn(df, cats, conts, szs, seed)
             from fastai.tabular.all import TabularDataLoaders, tabular_learner
             rng = np.random.default_rng(self.seed)
-            valid = self.valid_idx if self.valid_idx is not None else sorted(rng.choice(len(self.df), max(1, len(self.df) // 5), replace=False).tolist())
-            dls = TabularDataLoaders.from_df(self.df, procs=list(self.procs), cat_names=list(cats), cont_names=list(conts),
+            valid = valid_idx if valid_idx is not None else sorted(rng.choice(len(df), max(1, len(df) // 5), replace=False).tolist())
+            dls = TabularDataLoaders.from_df(df, procs=list(self.procs), cat_names=list(cats), cont_names=list(conts),
                                              y_names=list(self.y_names), y_block=copy.deepcopy(self.y_block),
                                              valid_idx=list(valid), bs=self.bs)
             learn = tabular_learner(dls, emb_szs=szs, **copy.deepcopy(self.learner_kwargs))
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(self.epochs, self.lr)
         return learn
+
+    def valid_rows(self)->list:
+        "The rows of `df` the recipe holds out for validation (its `valid_idx`, or the seeded 20% sample)."
+        if self.valid_idx is not None: return list(self.valid_idx)
+        return sorted(np.random.default_rng(self.seed).choice(len(self.df), max(1, len(self.df) // 5), replace=False).tolist())
 
 # %% ../../nbs/40_retrain.recipe.ipynb #8f34aac3
 def learner_score(learn, # a tabular learner
@@ -109,3 +126,28 @@ def learner_score(learn, # a tabular learner
                  )->float:
     "The learner's score on `df` (loss or metric), computed as `learn.validate` does."
     return FeatureInterpretation.from_learner(learn, df=df).score(metric)
+
+# %% ../../nbs/40_retrain.recipe.ipynb #d9fd083f
+def _held_out(recipe, test_df, train_kwargs):
+    if test_df is not None: return test_df
+    v = train_kwargs.get('valid_idx')
+    return recipe.df.iloc[list(v) if v is not None else recipe.valid_rows()].reset_index(drop=True)
+
+def retrain_score(recipe:RetrainRecipe, # how to retrain
+                  test_df:pd.DataFrame|None=None, # labelled held-out rows (None: the model's validation rows)
+                  metric=None, # None (the loss), a name, a function or a fastai `Metric`
+                  **train_kwargs, # passed to `RetrainRecipe.train`: drop, emb_cap, emb_equal, seed, valid_idx, shuffle_target
+                 )->dict:
+    "Train by `recipe` with `train_kwargs` and score on held-out rows: `{'score': ..., 'higher_is_better': ...}`."
+    it = FeatureInterpretation.from_learner(recipe.train(**train_kwargs), df=_held_out(recipe, test_df, train_kwargs))
+    return dict(score=it.score(metric), higher_is_better=it.spec.scorer(metric).higher_is_better)
+
+def retrain_importance(recipe:RetrainRecipe, # how to retrain
+                       test_df:pd.DataFrame|None=None, # labelled held-out rows (None: the model's validation rows)
+                       metric=None, # None (the loss), a name, a function or a fastai `Metric`
+                       importance:dict|None=None, # arguments of `FeatureInterpretation.importance` (n_repeats, seed, ...)
+                       **train_kwargs, # passed to `RetrainRecipe.train`
+                      )->pd.DataFrame:
+    "Train by `recipe` with `train_kwargs`, then its permutation importance table on held-out rows."
+    it = FeatureInterpretation.from_learner(recipe.train(**train_kwargs), df=_held_out(recipe, test_df, train_kwargs))
+    return it.importance(metric=metric, **dict(dict(progress=False), **(importance or {})))
