@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER_TOKENS', 'HIGHER_IS_BETTER_TOKENS', 'metric_name', 'is_lower_better', 'direction_is_known', 'Scorer',
-           'mean_squared_error']
+__all__ = ['LOWER_IS_BETTER_TOKENS', 'HIGHER_IS_BETTER_TOKENS', 'metric_name', 'is_lower_better', 'direction_is_known',
+           'how_much_worse', 'Scorer', 'mean_squared_error']
 
 # %% ../../nbs/02_core.scoring.ipynb #ef379c9a
 LOWER_IS_BETTER_TOKENS = ('loss', 'error', 'mse', 'mae', 'msle', 'mape', 'rmspe', 'perplexity', 'brier', 'deviance')
@@ -60,6 +60,16 @@ def _as_float(v, name):
     return v
 
 # %% ../../nbs/02_core.scoring.ipynb #33df01a8
+def how_much_worse(score, # a score, or an array of scores
+                   reference, # the score it is compared with
+                   higher_is_better:bool, # the metric's direction
+                  ):
+    "How much worse `score` is than `reference` (positive: worse), whatever the metric's direction; works on arrays."
+    score, reference = np.asarray(score, dtype=float), np.asarray(reference, dtype=float)
+    d = (reference - score) if higher_is_better else (score - reference)
+    return float(d) if d.ndim == 0 else d
+
+# %% ../../nbs/02_core.scoring.ipynb #96c153c8
 class Scorer:
     "Score predictions against targets as `Learner.validate` does, with a known direction."
     def __init__(self,
@@ -105,9 +115,7 @@ class Scorer:
                    baseline, # the baseline score
                   ):
         "How much worse `permuted` is than `baseline` (positive: worse), whatever the direction; works on arrays."
-        permuted, baseline = np.asarray(permuted, dtype=float), np.asarray(baseline, dtype=float)
-        d = (baseline - permuted) if self.higher_is_better else (permuted - baseline)
-        return float(d) if d.ndim == 0 else d
+        return how_much_worse(permuted, baseline, self.higher_is_better)
 
     def __repr__(self): return f"Scorer({self.name}, {'higher' if self.higher_is_better else 'lower'} is better)"
 

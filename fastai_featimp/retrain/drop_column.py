@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core.checks import check_int, as_names, resolve_seed
-from ..core.scoring import Scorer, is_lower_better, metric_name
+from ..core.scoring import Scorer, is_lower_better, metric_name, how_much_worse
 from .recipe import RetrainRecipe, retrain_score, retrain_importance
 from .executor import RetrainExecutor
 
@@ -135,11 +135,10 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
                   f"the first took {per:.1f} s: ~{per * len(left) / min(par, len(left)):.0f} s in all")
     if direction is None: direction = _higher_is_better(metric)
     full = np.array([scores[f'full@{seed + k}'] for k in range(n_seeds)])
-    sign = -1. if direction else 1.
     noise_sd = float(full.std(ddof=1))
     rows = []
     for n, s in sets.items():
-        imp = sign * (scores[f'drop:{n}@{seed}'] - scores[f'full@{seed}'])
+        imp = how_much_worse(scores[f'drop:{n}@{seed}'], scores[f'full@{seed}'], direction)
         kind = 'group' if len(s) > 1 else 'categorical' if s[0] in recipe.cat_names else 'continuous'
         rows.append((n, kind, imp, imp / (np.sqrt(2) * noise_sd) if noise_sd > 0 else np.nan, scores[f'drop:{n}@{seed}']))
     out = pd.DataFrame(rows, columns=['feature', 'type', 'importance', 'z', 'score_without'])

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from ..core.checks import check_int, check_choice, resolve_seed
+from ..core.scoring import how_much_worse
 from .recipe import RetrainRecipe, _held_out
 from .executor import RetrainExecutor
 from .folds import _fold_tasks
@@ -102,7 +103,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
 
     full = run([], sets, imp_args if by == 'permutation' else None)
     hib = next(iter(full.values()))['higher_is_better']
-    worse = (lambda a, b: b - a) if hib else (lambda a, b: a - b)               # > 0: `a` is worse than `b`
+    worse = lambda a, b: how_much_worse(a, b, hib)                              # > 0: `a` is worse than `b`
     full_score, ss, dof, K = summary(full)
     pooled = [ss, dof]                                                          # seed variance pooled over every model so far
     def floor(): return 2 * np.sqrt(pooled[0] / pooled[1]) * np.sqrt(2 / (n_seeds * K))
