@@ -14,7 +14,7 @@ import pandas as pd
 __all__ = ['SHOW_COLUMNS', 'check_out', 'demo', 'read_table', 'read_learner', 'parse_groups', 'run', 'report', 'main']
 
 # %% ../../nbs/32_present.cli.ipynb #e02d7880
-SHOW_COLUMNS = ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'columns', 'levels', 'emb_width']
+SHOW_COLUMNS = ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'interval', 'columns', 'levels', 'emb_width']
 
 def _write_outputs(fi, out, title=None):
     import matplotlib; matplotlib.use('Agg')
