@@ -15,6 +15,7 @@ from torch import nn
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.tabular.core import TabularPandas, FillMissing, Categorify, Normalize
+from fastai.tabular.data import TabularDataLoaders
 from ..core.checks import check_choice
 from ..core.engine import Feature, widen
 from ..core.scoring import Scorer, metric_name
@@ -517,12 +518,21 @@ def _processed_arrays(to, labelled, cat_dtype=np.int64):
     return x_cat, x_cont, y
 
 def _test_dl(learn, frame):
+    "`frame` processed by the learner's procs, as `learn.dls.test_dl(frame).dataset` (without building the DataLoader)."
     state = random.getstate()   # fastai's DataLoader seeds its own RNG from Python's global one: put that back
-    try: return learn.dls.test_dl(frame, inplace=True).dataset
+    try:
+        if getattr(type(learn.dls), 'test_dl', None) is not TabularDataLoaders.test_dl: return learn.dls.test_dl(frame, inplace=True).dataset
+        to = learn.dls.train_ds.new(frame, inplace=True)   # what `TabularDataLoaders.test_dl` runs, minus its DataLoader
+        to.process()
+        return to
     except AssertionError as e:
         raise ValueError(f"fastai's procs rejected the rows: {e}. FillMissing only fills columns that had missing values in "
                          f"training; fill or drop those values first.") from None
     finally: random.setstate(state)
+
+def _release(to):
+    "Free a processed chunk now: a `TabularPandas` keeps a bound method of itself, a cycle only the garbage collector would break."
+    to.__dict__.pop('dataloaders', None)
 
 def _check_finite(finite_cols, spec):
     "Raise naming the continuous columns whose `finite_cols` flag is False (infinite after Normalize in float32)."
@@ -556,7 +566,9 @@ def encode_frame(spec:LearnerSpec, # the learner's spec
     cat_dtype = code_dtype(spec) if compact else np.dtype(np.int64)
     x_cat = x_cont = y = finite = None
     for a in range(0, n, chunk_rows):
-        c, f, t = _processed_arrays(_test_dl(spec.learn, plan.frame(df, a, a + chunk_rows, for_procs=True)), labelled_now, cat_dtype)
+        to = _test_dl(spec.learn, plan.frame(df, a, a + chunk_rows, for_procs=True))
+        c, f, t = _processed_arrays(to, labelled_now, cat_dtype)
+        _release(to); del to
         if x_cat is None:
             x_cat, x_cont = np.empty((n, c.shape[1]), cat_dtype), np.empty((n, f.shape[1]), np.float32)
             y = None if t is None else np.empty((n, *t.shape[1:]), t.dtype)
@@ -646,6 +658,7 @@ def encode_column_values(spec:LearnerSpec, # the learner's spec
     frame[col] = col_values.to_numpy()
     to = _test_dl(spec.learn, frame)
     x_cat, x_cont, _ = _processed_arrays(to, False)
+    _release(to)
     out = np.stack([(x_cat if i == 0 else x_cont)[:, p].astype(np.float64) for i, p in cols], 1)
     if not np.isfinite(out).all(): raise ValueError(f"grid values of {col!r} are too large for the model (infinite after Normalize).")
     return out

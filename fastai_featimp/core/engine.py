@@ -83,7 +83,9 @@ class Job:
             d.copy_(x[a:b])
             if not changes or i not in self._by_input: continue
             cols, at = self._by_input[i]
-            if self.perm is not None: d[..., cols] = x.index_select(0, self._on('perm', x.device)[a:b])[..., cols].to(d.dtype)
+            if self.perm is not None:
+                p = self._on('perm', x.device)[a:b]
+                for c in cols: d[..., c].copy_(x[..., c].index_select(0, p))   # gathers only the permuted columns
             elif self.values is not None: d[..., cols] = _rows(self._on('values', d.device), a, b)[..., at].to(d.dtype)
             else: d[..., cols] = d[..., cols] + _rows(self._on('delta', d.device), a, b)[..., at].to(d.dtype)
 
