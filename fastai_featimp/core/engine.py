@@ -14,7 +14,8 @@ from .checks import check_int
 
 # %% auto #0
 __all__ = ['GPU_MAX_CHUNK_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob', 'model_input_dtype', 'widen',
-           'activation_bytes_per_row', 'default_chunk_rows', 'as_inputs', 'forward', 'predict_jobs']
+           'activation_bytes_per_row', 'settle_cpu_allocator', 'default_chunk_rows', 'as_inputs', 'forward',
+           'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -166,6 +167,16 @@ def activation_bytes_per_row(predict # the model (or a callable wrapping one)
                 for l in m.modules() if isinstance(l, (nn.Linear, nn.Embedding, nn.modules.batchnorm._BatchNorm)))
     return 8 * units if units else None
 
+_SETTLED = False
+
+def settle_cpu_allocator():
+    "Once per process: allocate and free one untouched 32 MiB block, so glibc keeps freed activations for the next pass."
+    global _SETTLED
+    if _SETTLED: return
+    block = torch.empty((32 * 2**20 - 2**16) // 4, dtype=torch.float32)   # just under glibc's largest dynamic mmap threshold
+    del block
+    _SETTLED = True
+
 def default_chunk_rows(inputs, # tuple of input tensors, rows on axis 0
                        budget_bytes:int=256*2**20, # rough budget for the inputs of one forward pass (CPU)
                        predict=None, # the model, to estimate its activations on a GPU
@@ -212,6 +223,7 @@ def predict_jobs(predict, # callable taking the input tensors, returning a tenso
     if n == 0: raise ValueError("inputs have no rows: there is nothing to evaluate.")
     chunk_rows = check_int(chunk_rows, 'chunk_rows', min=1, none_ok=True) or default_chunk_rows(inputs, predict=predict)
     if not jobs: return
+    if inputs[0].device.type == 'cpu': settle_cpu_allocator()
     cap = max([chunk_rows] + [j.unit for j in jobs])
     with torch.inference_mode():
         bufs = [torch.empty((cap, *x.shape[1:]), dtype=model_input_dtype(x.dtype), device=x.device) for x in inputs]
