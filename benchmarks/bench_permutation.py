@@ -29,7 +29,7 @@ every time; how often depends on the state of the heap, so it varies between run
 (c) have it). The memory column is the peak RSS of (b)'s first call over the RSS before it.
 
 Run:  python benchmarks/bench_permutation.py                 # diamonds (13,940 rows) and flights (80,000 rows)
-      python benchmarks/bench_permutation.py --dataset diamonds --rounds 9
+      python benchmarks/bench_permutation.py --dataset diamonds --rows 10000 --no-forum   # the 10,000-row end
       python benchmarks/bench_permutation.py --quick         # smoke run: 2,000-row fits, 1 epoch, 3 rounds
 """
 from __future__ import annotations
@@ -137,6 +137,7 @@ def child_forum(args):
 def bench(name, args):
     t0 = time.perf_counter()
     fit, scored, spec, epochs, desc = load(name, args.quick)
+    if args.rows: scored = scored.iloc[:args.rows].reset_index(drop=True)
     learn = C.train(fit, spec, epochs=epochs)
     print(f"\n=== {name}: {desc} ===")
     print(f"trained {epochs} epoch(s) of fit_one_cycle on {len(fit):,} rows (bs={learn.dls.bs}); setup+training {time.perf_counter() - t0:.0f}s")
@@ -186,6 +187,7 @@ def main(argv=None):
     p.add_argument('--forum-features', type=int, default=None,
                    help='features (a) is timed on, then extrapolated; 0 = all (default: all on diamonds, 2 on flights)')
     p.add_argument('--no-forum', action='store_true', help='skip (a)')
+    p.add_argument('--rows', type=int, default=None, help='score only the first N scored rows (e.g. 10000)')
     p.add_argument('--threads', type=int, default=1, help='torch threads (default 1; 0 = torch default)')
     p.add_argument('--quick', action='store_true', help='smoke run: small fits, 3 rounds, (a) on 1 feature')
     p.add_argument('--_child', choices=['ours_floor', 'forum'], help=argparse.SUPPRESS)
