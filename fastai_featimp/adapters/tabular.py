@@ -17,13 +17,13 @@ from fastai.learner import Learner
 from fastai.tabular.core import TabularPandas, FillMissing, Categorify, Normalize
 from fastai.tabular.data import TabularDataLoaders
 from ..core.checks import check_choice
-from ..core.engine import Feature, widen
+from ..core.engine import Feature, widen_codes
 from ..core.scoring import Scorer, metric_name
 
 # %% auto #0
 __all__ = ['check_tabular', 'table_features', 'table_feature_info', 'LearnerSpec', 'learner_scorer', 'categorical_conversion',
-           'apply_categorical', 'reconcile_categorical', 'apply_continuous', 'reconcile_continuous', 'ReconcilePlan',
-           'reconcile_plan', 'reconcile_frame', 'EncodedData', 'code_dtype', 'as_spec', 'encode_frame',
+           'convert_categorical', 'reconcile_categorical', 'convert_continuous', 'reconcile_continuous',
+           'ReconcilePlan', 'reconcile_plan', 'reconcile_frame', 'EncodedData', 'code_dtype', 'as_spec', 'encode_frame',
            'encode_dataloader', 'encode', 'encoded_columns', 'encode_column_values', 'raw_frame', 'retrain_facts']
 
 # %% ../../nbs/06_adapters.tabular.ipynb #0a4ccf17
@@ -153,7 +153,7 @@ class LearnerSpec:
         return table_feature_info(self.columns)
     def predict(self, *x):
         "The model followed by the activation: what `learn.get_preds` reports for these encoded inputs (compact codes widened)."
-        out = self.model(*[widen(t) for t in x])
+        out = self.model(*[widen_codes(t) for t in x])
         return self.activation(out) if self.activation is not None else out
 
 # %% ../../nbs/06_adapters.tabular.ipynb #ae4eb254
@@ -315,7 +315,7 @@ def categorical_conversion(s:pd.Series, # the raw column
         if unseen == 'warn' and unseen_share > unseen_warn: warnings.warn(msg + " They are encoded as '#na#', as fastai does.", stacklevel=5)
     return mapping, unseen_share, note
 
-def apply_categorical(s:pd.Series, # the raw column (or some of its rows)
+def convert_categorical(s:pd.Series, # the raw column (or some of its rows)
                       mapping:dict|None, # from `categorical_conversion`
                       for_procs:bool=False, # only what `Categorify` needs (an object column without a map is passed as is)
                      )->pd.Series:
@@ -333,14 +333,14 @@ def reconcile_categorical(s:pd.Series, # the raw column
                          ):
     "The column as values `Categorify` maps correctly, the share of unseen values, and a note when it was converted."
     mapping, unseen_share, note = categorical_conversion(s, levels, name, unseen, unseen_warn, what)
-    return apply_categorical(s, mapping), unseen_share, note
+    return convert_categorical(s, mapping), unseen_share, note
 
 def _needs_numeric_conversion(s):
     return not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_extension_array_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)
 
 def _numeric(raw): return pd.to_numeric(raw.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v), errors='coerce')
 
-def apply_continuous(s:pd.Series # the raw column (or some of its rows), checked by `reconcile_continuous`
+def convert_continuous(s:pd.Series # the raw column (or some of its rows), checked by `reconcile_continuous`
                     )->pd.Series:
     "The column as float64 (NaN for missing), converted as `reconcile_continuous` converts it."
     return (_numeric(_as_values(s)) if _needs_numeric_conversion(s) else s).astype(np.float64)
@@ -398,8 +398,8 @@ class ReconcilePlan:
         out = {}
         for c, (kind, mapping) in self.convert.items():
             col = df[c].iloc[start:stop].reset_index(drop=True)
-            out[c] = (apply_categorical(col, mapping, for_procs) if kind == 'categorical' else
-                      apply_continuous(col) if kind == 'continuous' else col)
+            out[c] = (convert_categorical(col, mapping, for_procs) if kind == 'categorical' else
+                      convert_continuous(col) if kind == 'continuous' else col)
         return pd.DataFrame(out)
 
 def reconcile_plan(spec:LearnerSpec, # the learner's spec
@@ -446,7 +446,7 @@ def reconcile_plan(spec:LearnerSpec, # the learner's spec
                     if y.isna().any(): raise ValueError(f"target column {n!r} has {int(y.isna().sum())} missing value(s); drop those rows first.")
                     mapping, share, note = categorical_conversion(y, spec.classes, n, 'ignore', 1.0, what='target column')
                     if share > 0:
-                        conv = apply_categorical(y.reset_index(drop=True), mapping)
+                        conv = convert_categorical(y.reset_index(drop=True), mapping)
                         ex = [v for v in conv.unique() if not _hashable_in(v, set(spec.classes))][:10]
                         raise ValueError(f"target column {n!r} has values the learner never saw in training: {ex}; known classes are "
                                          f"{spec.classes}. Drop or relabel those rows.")

@@ -13,9 +13,9 @@ from torch import nn
 from .checks import check_int
 
 # %% auto #0
-__all__ = ['GPU_MAX_CHUNK_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob', 'model_input_dtype', 'widen',
-           'activation_bytes_per_row', 'settle_cpu_allocator', 'default_chunk_rows', 'as_inputs', 'forward',
-           'predict_jobs']
+__all__ = ['GPU_MAX_CHUNK_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob', 'model_input_dtype',
+           'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator', 'default_chunk_rows', 'as_inputs',
+           'forward', 'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def model_input_dtype(dtype:torch.dtype # an input's dtype
     "The dtype an input reaches the model in: int64 for int8/int16/int32 (compact codes), otherwise `dtype`."
     return torch.int64 if dtype in _NARROW_INTS else dtype
 
-def widen(x:torch.Tensor # an input tensor
+def widen_codes(x:torch.Tensor # an input tensor
          )->torch.Tensor:
     "`x` in the dtype the model gets (`model_input_dtype`): int8/int16/int32 codes as int64, anything else as is."
     return x.long() if x.dtype in _NARROW_INTS else x
@@ -205,7 +205,7 @@ def forward(predict, # callable taking the input tensors
             xb, # list of input tensors of one batch
            )->torch.Tensor:
     "One forward pass under `torch.inference_mode()` (compact integer inputs widened), checked to return one prediction per row."
-    with torch.inference_mode(): out = predict(*[widen(x) for x in xb])
+    with torch.inference_mode(): out = predict(*[widen_codes(x) for x in xb])
     if not isinstance(out, torch.Tensor): raise TypeError(f"the model must return a tensor, got {type(out).__name__}.")
     if out.ndim == 0 or len(out) != len(xb[0]):
         raise ValueError(f"the model returned shape {tuple(out.shape)} for a batch of {len(xb[0])} rows: it must return one prediction per row.")
