@@ -48,7 +48,7 @@ def main():
 
     data = encode(learn, df=test)
     xc, xn = data.x_cat, data.x_cont
-    cr = default_chunk_rows((xc, xn))
+    cr = default_chunk_rows((xc, xn), predict=learn.model)
     model = learn.model
     was = model.training
     model.eval()

@@ -106,8 +106,8 @@ def main():
     if a.threads: torch.set_num_threads(a.threads)
     from sklearn.inspection import partial_dependence as sk_pd
     from fastai_featimp.all import encode
-    import fastai_featimp.partial_dependence  # noqa: F401  (patches Learner.partial_dependence)
-    from fastai_featimp.engine import eval_mode
+    import fastai_featimp.all  # noqa: F401  (patches Learner.partial_dependence)
+    from fastai_featimp.core.engine import eval_mode
 
     learn, scored, col, desc = train(a.dataset, a.rows)
     learn.model.eval()
@@ -167,8 +167,8 @@ def main():
 
 
 def _encoded_grid(learn, col, values):
-    from fastai_featimp.partial_dependence import encode_values
-    return encode_values(learn, col, values)[:, 0]
+    from fastai_featimp.adapters.tabular import encode_column_values
+    return encode_column_values(learn, col, values)[:, 0]
 
 
 if __name__ == '__main__': sys.exit(main())

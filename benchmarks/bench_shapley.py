@@ -63,7 +63,7 @@ def main():
     torch.set_num_threads(args.threads)
     import shap
     from fastai_featimp.all import encode, default_chunk_rows
-    import fastai_featimp.shapley  # noqa: F401  (patches Learner.explain)
+    import fastai_featimp.all  # noqa: F401  (patches Learner.explain)
 
     learn, test = build()
     rows, bg = test.iloc[:args.rows], test.iloc[args.rows:args.rows + args.background]
@@ -81,7 +81,7 @@ def main():
     # floor: the same number of bare forward passes
     data = encode(learn, df=pd.concat([rows, bg]), labelled=False)
     g = torch.Generator().manual_seed(0)
-    cr = default_chunk_rows(data.inputs)
+    cr = default_chunk_rows(data.inputs, predict=learn.model)
     idx = torch.randint(0, data.n_rows, (cr,), generator=g)
     xc, xn = data.x_cat[idx], data.x_cont[idx]
     model = learn.model.eval()

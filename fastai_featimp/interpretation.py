@@ -45,10 +45,10 @@ class FeatureInterpretation:
                      dl=None, # or a tabular DataLoader (default: `learn.dls.valid`)
                      unseen:str='warn', # categorical values never seen in training: 'warn', 'raise' or 'ignore'
                     ):
-        "Read `learn` once and encode `df` (or `dl`, default `learn.dls.valid`) once, through the learner's own procs."
+        "Read `learn` once and encode `df` (or `dl`, default `learn.dls.valid`) once, through the learner's own procs (compact codes)."
         spec = LearnerSpec.from_learner(learn)
         if df is not None and dl is not None: raise ValueError("pass either df or dl, not both.")
-        data = tab.encode_frame(spec, df, None, unseen) if df is not None else tab.encode_dataloader(spec, dl)
+        data = tab.encode_frame(spec, df, None, unseen, compact=True) if df is not None else tab.encode_dataloader(spec, dl, compact=True)
         return cls(spec, data, df=df, dl=dl, source='df' if df is not None else 'dl' if dl is not None else 'dls.valid')
 
     @property

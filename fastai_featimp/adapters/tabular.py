@@ -15,14 +15,16 @@ from torch import nn
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.tabular.core import TabularPandas, FillMissing, Categorify, Normalize
+from fastai.tabular.data import TabularDataLoaders
 from ..core.checks import check_choice
-from ..core.engine import Feature
+from ..core.engine import Feature, widen_codes
 from ..core.scoring import Scorer, metric_name
 
 # %% auto #0
-__all__ = ['check_tabular', 'table_features', 'table_feature_info', 'LearnerSpec', 'learner_scorer', 'reconcile_categorical',
-           'reconcile_continuous', 'reconcile_frame', 'EncodedData', 'as_spec', 'encode_frame', 'encode_dataloader',
-           'encode', 'encoded_columns', 'encode_column_values', 'raw_frame', 'retrain_facts']
+__all__ = ['check_tabular', 'table_features', 'table_feature_info', 'LearnerSpec', 'learner_scorer', 'categorical_conversion',
+           'convert_categorical', 'reconcile_categorical', 'convert_continuous', 'reconcile_continuous',
+           'ReconcilePlan', 'reconcile_plan', 'reconcile_frame', 'EncodedData', 'code_dtype', 'as_spec', 'encode_frame',
+           'encode_dataloader', 'encode', 'encoded_columns', 'encode_column_values', 'raw_frame', 'retrain_facts']
 
 # %% ../../nbs/06_adapters.tabular.ipynb #0a4ccf17
 def check_tabular(learn):
@@ -150,8 +152,8 @@ class LearnerSpec:
         "Per feature: its encoded columns, levels and embedding width (categoricals)."
         return table_feature_info(self.columns)
     def predict(self, *x):
-        "The model followed by the activation: what `learn.get_preds` reports for these encoded inputs."
-        out = self.model(*x)
+        "The model followed by the activation: what `learn.get_preds` reports for these encoded inputs (compact codes widened)."
+        out = self.model(*[widen_codes(t) for t in x])
         return self.activation(out) if self.activation is not None else out
 
 # %% ../../nbs/06_adapters.tabular.ipynb #ae4eb254
@@ -280,25 +282,26 @@ def _as_values(s:pd.Series)->pd.Series:
         s = s.where(s.notna(), np.nan)
     return s
 
-def reconcile_categorical(s:pd.Series, # the raw column
-                          levels:list, # the levels the learner knows (no `#na#`)
-                          name:str, # the column's name, for messages
-                          unseen:str='warn', # 'warn', 'raise' or 'ignore'
-                          unseen_warn:float=0.05, # share of unseen values that warns
-                          what:str='column', # 'column' or 'target column'
-                         ):
-    "The column as values `Categorify` maps correctly, the share of unseen values, and a note when it was converted."
-    s = _as_values(s)
+def categorical_conversion(s:pd.Series, # the raw column
+                           levels:list, # the levels the learner knows (no `#na#`)
+                           name:str, # the column's name, for messages
+                           unseen:str='warn', # 'warn', 'raise' or 'ignore'
+                           unseen_warn:float=0.05, # share of unseen values that warns
+                           what:str='column', # 'column' or 'target column'
+                          )->tuple:
+    "How to map the column's values onto the learner's levels (a value map, or None), the share of unseen values, and a note."
     known = set(levels)
-    counts = list(s.dropna().value_counts(dropna=True).items())
-    best, note = _match_share(counts, known), None
+    vc = s.value_counts(dropna=True)
+    vc = vc[vc.to_numpy() > 0]                                   # a category dtype lists its unused categories too
+    counts = list(zip(_as_values(pd.Series(vc.index, dtype=vc.index.dtype)), vc.tolist()))   # distinct values as `_as_values` gives them
+    best, note, mapping = _match_share(counts, known), None, None
     if best < 1:
         for desc, f in _candidates(levels):
             conv = {v: f(v) for v, _ in counts}
             share = _match_share([(conv[v], c) for v, c in counts], known)
             if share > best + 1e-12:
                 best, note = share, f"{what} {name!r}: {desc} to match the learner's levels ({share:.0%} of its values now match)"
-                s = s.map(lambda v, conv=conv: conv.get(v, v) if _hashable_in(v, conv) else v)
+                mapping = conv if mapping is None else {v: conv.get(t, t) if _hashable_in(t, conv) else t for v, t in mapping.items()}
                 counts = [(conv[v], c) for v, c in counts]
     unseen_share = 1 - best
     if len(counts) and unseen_share > 0:
@@ -309,8 +312,38 @@ def reconcile_categorical(s:pd.Series, # the raw column
             raise ValueError(msg + " Every value is unseen, which means the column has another type or coding than in "
                              "training: convert it (e.g. to str), or pass unseen='ignore' to encode them all as '#na#'.")
         if unseen == 'raise': raise ValueError(msg + " They would be encoded as '#na#'; pass unseen='warn' to allow it.")
-        if unseen == 'warn' and unseen_share > unseen_warn: warnings.warn(msg + " They are encoded as '#na#', as fastai does.", stacklevel=4)
-    return s, unseen_share, note
+        if unseen == 'warn' and unseen_share > unseen_warn: warnings.warn(msg + " They are encoded as '#na#', as fastai does.", stacklevel=5)
+    return mapping, unseen_share, note
+
+def convert_categorical(s:pd.Series, # the raw column (or some of its rows)
+                      mapping:dict|None, # from `categorical_conversion`
+                      for_procs:bool=False, # only what `Categorify` needs (an object column without a map is passed as is)
+                     )->pd.Series:
+    "The column's values mapped onto the learner's levels (categoricals, nullable and string dtypes undone)."
+    if for_procs and mapping is None and s.dtype == object: return s   # Categorify reads None/NaN/pd.NA alike as missing
+    s = _as_values(s)
+    return s if mapping is None else s.map(lambda v: mapping.get(v, v) if _hashable_in(v, mapping) else v)
+
+def reconcile_categorical(s:pd.Series, # the raw column
+                          levels:list, # the levels the learner knows (no `#na#`)
+                          name:str, # the column's name, for messages
+                          unseen:str='warn', # 'warn', 'raise' or 'ignore'
+                          unseen_warn:float=0.05, # share of unseen values that warns
+                          what:str='column', # 'column' or 'target column'
+                         ):
+    "The column as values `Categorify` maps correctly, the share of unseen values, and a note when it was converted."
+    mapping, unseen_share, note = categorical_conversion(s, levels, name, unseen, unseen_warn, what)
+    return convert_categorical(s, mapping), unseen_share, note
+
+def _needs_numeric_conversion(s):
+    return not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_extension_array_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)
+
+def _numeric(raw): return pd.to_numeric(raw.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v), errors='coerce')
+
+def convert_continuous(s:pd.Series # the raw column (or some of its rows), checked by `reconcile_continuous`
+                    )->pd.Series:
+    "The column as float64 (NaN for missing), converted as `reconcile_continuous` converts it."
+    return (_numeric(_as_values(s)) if _needs_numeric_conversion(s) else s).astype(np.float64)
 
 def reconcile_continuous(s:pd.Series, # the raw column
                          name:str, # the column's name
@@ -325,11 +358,11 @@ def reconcile_continuous(s:pd.Series, # the raw column
     if pd.api.types.is_bool_dtype(s.dtype) and what == 'target column':
         raise TypeError(f"{what} {name!r} holds booleans, but the learner is a regression model: train a classifier "
                         f"for a yes/no target, or convert it to numbers yourself if that is really what the model predicts.")
-    if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_extension_array_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+    if _needs_numeric_conversion(s):
         raw = _as_values(s)
         if any(isinstance(v, (pd.Timestamp, np.datetime64, pd.Timedelta)) for v in raw.dropna().iloc[:100]):
             raise TypeError(f"{what} {name!r} holds dates or durations but the learner was trained on numbers: convert it first.")
-        conv = pd.to_numeric(raw.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v), errors='coerce')
+        conv = _numeric(raw)
         bad = conv.isna() & raw.notna()
         if bad.any():
             raise ValueError(f"{what} {name!r} must hold numbers, but {int(bad.sum())} value(s) are not numbers "
@@ -348,14 +381,35 @@ def reconcile_continuous(s:pd.Series, # the raw column
     return s, note
 
 # %% ../../nbs/06_adapters.tabular.ipynb #f2e5196d
-def reconcile_frame(spec:LearnerSpec, # the learner's spec
-                    df:pd.DataFrame, # raw rows
-                    labelled:bool|None=None, # require the target (None: keep it when present)
-                    unseen:str='warn', # unseen categorical levels: 'warn', 'raise' or 'ignore'
-                    unseen_warn:float=0.05, # share of unseen values that warns
-                    name:str='df', # what the frame is called in messages ('rows', 'background', ...)
-                   ):
-    "A new frame with the learner's input (and target) columns in the form it saw in training; notes; unseen shares; why labels were dropped."
+@dataclass
+class ReconcilePlan:
+    "What reconciling a frame decided, column by column: how to convert each column, the notes, unseen shares, label error."
+    convert: dict # column -> ('categorical', value map or None) / ('continuous', None) / ('raw', None), in output order
+    notes: list # conversions applied to the columns
+    unseen: dict # categorical column -> share of unseen values
+    label_error: str|None # why the target columns were dropped (labels unusable), else None
+
+    def frame(self, df:pd.DataFrame, # the raw rows the plan was made for
+              start:int=0, # first row
+              stop:int|None=None, # end row (default: all)
+              for_procs:bool=False, # only what the learner's procs need (no object copies they do not need)
+             )->pd.DataFrame:
+        "A new frame of rows `start:stop` with every column converted (the index reset)."
+        out = {}
+        for c, (kind, mapping) in self.convert.items():
+            col = df[c].iloc[start:stop].reset_index(drop=True)
+            out[c] = (convert_categorical(col, mapping, for_procs) if kind == 'categorical' else
+                      convert_continuous(col) if kind == 'continuous' else col)
+        return pd.DataFrame(out)
+
+def reconcile_plan(spec:LearnerSpec, # the learner's spec
+                   df:pd.DataFrame, # raw rows
+                   labelled:bool|None=None, # require the target (None: keep it when present)
+                   unseen:str='warn', # unseen categorical levels: 'warn', 'raise' or 'ignore'
+                   unseen_warn:float=0.05, # share of unseen values that warns
+                   name:str='df', # what the frame is called in messages ('rows', 'background', ...)
+                  )->ReconcilePlan:
+    "Check every column of `df` against what the learner saw and decide its conversion, without copying the frame."
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{name} must be a pandas DataFrame of raw rows, got {type(df).__name__}" +
                         (" (for one row use df.iloc[[i]], which keeps the frame)." if isinstance(df, pd.Series) else "."))
@@ -373,42 +427,58 @@ def reconcile_frame(spec:LearnerSpec, # the learner's spec
         raise ValueError(f"{name} has no target column(s) {[n for n in spec.y_names if n not in df.columns]}; this analysis compares "
                          f"predictions with labels, so pass a labelled DataFrame with {spec.y_names}.")
     levels, notes, unseen_shares = spec.cat_levels, [], {}
-    out = {}
+    convert = {}
     for c in spec.input_columns:
-        s = df[c].reset_index(drop=True)
         if c in levels:
-            s, share, note = reconcile_categorical(s, levels[c], c, unseen, unseen_warn)
-            unseen_shares[c] = share
-        else: s, note = reconcile_continuous(s, c, c in spec.fill_values)
-        out[c] = s
+            mapping, share, note = categorical_conversion(df[c], levels[c], c, unseen, unseen_warn)
+            convert[c] = ('categorical', mapping); unseen_shares[c] = share
+        else:
+            note = reconcile_continuous(df[c], c, c in spec.fill_values)[1]   # checks every row; converted again per chunk
+            convert[c] = ('continuous', None)
         if note: notes.append(note)
     label_error = None
     if has_y and labelled is not False:
+        ys = {}
         try:
             for n in spec.y_names:
-                y = df[n].reset_index(drop=True)
+                y = df[n]
                 if spec.classes is not None and spec.task == 'classification':
                     if y.isna().any(): raise ValueError(f"target column {n!r} has {int(y.isna().sum())} missing value(s); drop those rows first.")
-                    y, share, note = reconcile_categorical(y, spec.classes, n, 'ignore', 1.0, what='target column')
+                    mapping, share, note = categorical_conversion(y, spec.classes, n, 'ignore', 1.0, what='target column')
                     if share > 0:
-                        ex = [v for v in y.unique() if not _hashable_in(v, set(spec.classes))][:10]
+                        conv = convert_categorical(y.reset_index(drop=True), mapping)
+                        ex = [v for v in conv.unique() if not _hashable_in(v, set(spec.classes))][:10]
                         raise ValueError(f"target column {n!r} has values the learner never saw in training: {ex}; known classes are "
                                          f"{spec.classes}. Drop or relabel those rows.")
-                elif spec.task == 'regression': y, note = reconcile_continuous(y, n, False, what='target column')
-                else: note = None
-                out[n] = y
+                    ys[n] = ('categorical', mapping)
+                elif spec.task == 'regression':
+                    note = reconcile_continuous(y, n, False, what='target column')[1]
+                    ys[n] = ('continuous', None)
+                else: note, ys[n] = None, ('raw', None)
                 if note: notes.append(note)
         except (ValueError, TypeError) as e:
             if labelled: raise
             label_error = str(e)   # the labels are unusable: label-free analyses go on, labelled ones report this
-            for n in spec.y_names: out.pop(n, None)
-    return pd.DataFrame(out), notes, unseen_shares, label_error
+            ys = {}
+        convert.update(ys)
+    return ReconcilePlan(convert, notes, unseen_shares, label_error)
+
+def reconcile_frame(spec:LearnerSpec, # the learner's spec
+                    df:pd.DataFrame, # raw rows
+                    labelled:bool|None=None, # require the target (None: keep it when present)
+                    unseen:str='warn', # unseen categorical levels: 'warn', 'raise' or 'ignore'
+                    unseen_warn:float=0.05, # share of unseen values that warns
+                    name:str='df', # what the frame is called in messages ('rows', 'background', ...)
+                   ):
+    "A new frame with the learner's input (and target) columns in the form it saw in training; notes; unseen shares; why labels were dropped."
+    plan = reconcile_plan(spec, df, labelled, unseen, unseen_warn, name)
+    return plan.frame(df), plan.notes, plan.unseen, plan.label_error
 
 # %% ../../nbs/06_adapters.tabular.ipynb #b1984abf
 @dataclass
 class EncodedData:
     "A tabular learner's inputs and targets as tensors, and what reconciliation noticed about the rows."
-    x_cat: torch.Tensor # long (n_rows, n_cat): Categorify codes (0 is `#na#`)
+    x_cat: torch.Tensor # (n_rows, n_cat) Categorify codes (0 is `#na#`): int64, or the smallest int dtype with `compact=True`
     x_cont: torch.Tensor # float (n_rows, n_cont): values after FillMissing and Normalize
     y: torch.Tensor|None # targets as the learner's dataloaders yield them, or None without labels
     notes: list = field(default_factory=list) # conversions applied to the rows' columns
@@ -427,9 +497,19 @@ class EncodedData:
         "Per feature: its encoded columns, levels and embedding width (categoricals)."
         return table_feature_info(self.columns)
 
-def _processed_arrays(to, labelled):
-    x_cat = np.ascontiguousarray(to.cats.to_numpy(), dtype=np.int64) if len(to.cat_names) else np.zeros((len(to), 0), np.int64)
-    with np.errstate(over='ignore'):   # a value too large for float32 becomes inf, reported by `_check_cont`
+def code_dtype(spec:LearnerSpec # the learner's spec
+              )->np.dtype:
+    "The smallest signed integer dtype that holds every Categorify code of the learner's categorical columns."
+    classes = getattr(spec.learn.dls, 'classes', {}) or {}
+    cats = spec.columns[spec.columns.input == 0].name.tolist()
+    if not cats: return np.dtype(np.int8)
+    if any(c not in classes for c in cats): return np.dtype(np.int64)
+    top = max(len(classes[c]) for c in cats)   # codes run 0 .. len(vocab) - 1
+    return next(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64) if top - 1 <= np.iinfo(t).max)
+
+def _processed_arrays(to, labelled, cat_dtype=np.int64):
+    x_cat = np.ascontiguousarray(to.cats.to_numpy(), dtype=cat_dtype) if len(to.cat_names) else np.zeros((len(to), 0), cat_dtype)
+    with np.errstate(over='ignore'):   # a value too large for float32 becomes inf, reported by `_check_finite`
         x_cont = np.ascontiguousarray(to.conts.to_numpy(), dtype=np.float32) if len(to.cont_names) else np.zeros((len(to), 0), np.float32)
     y = None
     if len(to.y_names) and all(n in to.items.columns for n in to.y_names) and labelled is not False:
@@ -438,20 +518,31 @@ def _processed_arrays(to, labelled):
     return x_cat, x_cont, y
 
 def _test_dl(learn, frame):
+    "`frame` processed by the learner's procs, as `learn.dls.test_dl(frame).dataset` (without building the DataLoader)."
     state = random.getstate()   # fastai's DataLoader seeds its own RNG from Python's global one: put that back
-    try: return learn.dls.test_dl(frame, inplace=True).dataset
+    try:
+        if getattr(type(learn.dls), 'test_dl', None) is not TabularDataLoaders.test_dl: return learn.dls.test_dl(frame, inplace=True).dataset
+        to = learn.dls.train_ds.new(frame, inplace=True)   # what `TabularDataLoaders.test_dl` runs, minus its DataLoader
+        to.process()
+        return to
     except AssertionError as e:
         raise ValueError(f"fastai's procs rejected the rows: {e}. FillMissing only fills columns that had missing values in "
                          f"training; fill or drop those values first.") from None
     finally: random.setstate(state)
 
-def _check_cont(x_cont, spec):
-    bad = ~torch.isfinite(x_cont)
-    if bad.any():
-        conts = spec.columns[spec.columns.input == 1].name.tolist()
-        cols = [conts[i] for i in bad.any(0).nonzero().flatten().tolist()]
-        raise ValueError(f"column(s) {cols} hold values too large for the model (infinite after Normalize in float32, e.g. 1e300): "
-                         f"clip or drop those rows.")
+def _release(to):
+    "Free a processed chunk now: a `TabularPandas` keeps a bound method of itself, a cycle only the garbage collector would break."
+    to.__dict__.pop('dataloaders', None)
+
+def _check_finite(finite_cols, spec):
+    "Raise naming the continuous columns whose `finite_cols` flag is False (infinite after Normalize in float32)."
+    if finite_cols is None or finite_cols.all(): return
+    conts = spec.columns[spec.columns.input == 1].name.tolist()
+    cols = [conts[i] for i in np.flatnonzero(~finite_cols)]
+    raise ValueError(f"column(s) {cols} hold values too large for the model (infinite after Normalize in float32, e.g. 1e300): "
+                     f"clip or drop those rows.")
+
+def _check_cont(x_cont, spec): _check_finite(np.isfinite(x_cont.numpy()).all(0) if x_cont.shape[1] else None, spec)
 
 # %% ../../nbs/06_adapters.tabular.ipynb #53bc159a
 def as_spec(learn # a fastai tabular learner, or its `LearnerSpec`
@@ -465,30 +556,34 @@ def encode_frame(spec:LearnerSpec, # the learner's spec
                  unseen:str='warn', # unseen categorical levels: 'warn', 'raise' or 'ignore'
                  chunk_rows:int=200_000, # rows processed by fastai's procs at a time
                  name:str='df', # what the frame is called in messages
+                 compact:bool=False, # keep the codes in the smallest integer dtype (the engine widens them per pass)
                 )->EncodedData:
-    "Reconcile `df` with what the learner saw and encode it with the learner's own procs, once."
+    "Reconcile `df` with what the learner saw and encode it with the learner's own procs, a chunk of rows at a time."
     spec = as_spec(spec)
-    frame, notes, unseen_shares, label_error = reconcile_frame(spec, df, labelled, unseen, name=name)
-    n = len(frame)
-    labelled_now = all(c in frame.columns for c in spec.y_names) and labelled is not False
-    x_cat = x_cont = y = None
+    plan = reconcile_plan(spec, df, labelled, unseen, name=name)
+    n = len(df)
+    labelled_now = all(c in plan.convert for c in spec.y_names) and labelled is not False
+    cat_dtype = code_dtype(spec) if compact else np.dtype(np.int64)
+    x_cat = x_cont = y = finite = None
     for a in range(0, n, chunk_rows):
-        to = _test_dl(spec.learn, frame.iloc[a:a + chunk_rows].copy() if n > chunk_rows else frame)
-        c, f, t = _processed_arrays(to, labelled_now)
+        to = _test_dl(spec.learn, plan.frame(df, a, a + chunk_rows, for_procs=True))
+        c, f, t = _processed_arrays(to, labelled_now, cat_dtype)
+        _release(to); del to
         if x_cat is None:
-            x_cat, x_cont = np.empty((n, c.shape[1]), np.int64), np.empty((n, f.shape[1]), np.float32)
+            x_cat, x_cont = np.empty((n, c.shape[1]), cat_dtype), np.empty((n, f.shape[1]), np.float32)
             y = None if t is None else np.empty((n, *t.shape[1:]), t.dtype)
         x_cat[a:a + len(c)], x_cont[a:a + len(f)] = c, f
         if y is not None: y[a:a + len(t)] = t
-        del to
-    del frame
-    data = EncodedData(torch.from_numpy(x_cat), torch.from_numpy(x_cont), None if y is None else torch.from_numpy(y), notes, unseen_shares,
-                       label_error, spec.columns)
-    _check_cont(data.x_cont, spec)
-    return data
+        ok = np.isfinite(f).all(0)
+        finite = ok if finite is None else finite & ok
+        del c, f, t
+    _check_finite(finite, spec)
+    return EncodedData(torch.from_numpy(x_cat), torch.from_numpy(x_cont), None if y is None else torch.from_numpy(y), plan.notes,
+                       plan.unseen, plan.label_error, spec.columns)
 
 def encode_dataloader(spec:LearnerSpec, # the learner's spec
                       dl=None, # a `TabDataLoader` (default: `learn.dls.valid`)
+                      compact:bool=False, # keep the codes in the smallest integer dtype (the engine widens them per pass)
                      )->EncodedData:
     "Encode the processed items of a tabular DataLoader (default: the validation set)."
     spec = as_spec(spec)
@@ -498,7 +593,7 @@ def encode_dataloader(spec:LearnerSpec, # the learner's spec
     if len(to) == 0:
         raise ValueError("the DataLoader has no rows (an exported learner from `load_learner` carries no data): "
                          "pass `df=` a DataFrame of rows in raw form.")
-    c, f, t = _processed_arrays(to, None)
+    c, f, t = _processed_arrays(to, None, code_dtype(spec) if compact else np.int64)
     if t is not None and t.dtype.kind == 'f' and np.isnan(t).any():
         raise ValueError(f"the target column(s) {list(to.y_names)} contain missing values; drop those rows first.")
     data = EncodedData(torch.from_numpy(c), torch.from_numpy(f), None if t is None else torch.from_numpy(t), columns=spec.columns)
@@ -510,11 +605,12 @@ def encode(learn, # a fastai tabular learner (or its `LearnerSpec`)
            dl=None, # or a tabular DataLoader (default: `learn.dls.valid`)
            labelled:bool|None=None, # True: require the target; False: ignore it; None: keep it when present
            unseen:str='warn', # unseen categorical levels: 'warn', 'raise' or 'ignore'
+           compact:bool=False, # keep the codes in the smallest integer dtype (the engine widens them per pass)
           )->EncodedData:
     "`EncodedData` from `df` (raw rows) or `dl`, else from `learn.dls.valid`."
     spec = as_spec(learn)
     if df is not None and dl is not None: raise ValueError("pass either df or dl, not both.")
-    data = encode_frame(spec, df, labelled, unseen) if df is not None else encode_dataloader(spec, dl)
+    data = encode_frame(spec, df, labelled, unseen, compact=compact) if df is not None else encode_dataloader(spec, dl, compact)
     if labelled and data.y is None:
         if data.label_error: raise ValueError(data.label_error)
         raise ValueError(f"the data has no target column(s) {spec.y_names}; this analysis compares predictions with labels, "
@@ -562,6 +658,7 @@ def encode_column_values(spec:LearnerSpec, # the learner's spec
     frame[col] = col_values.to_numpy()
     to = _test_dl(spec.learn, frame)
     x_cat, x_cont, _ = _processed_arrays(to, False)
+    _release(to)
     out = np.stack([(x_cat if i == 0 else x_cont)[:, p].astype(np.float64) for i, p in cols], 1)
     if not np.isfinite(out).all(): raise ValueError(f"grid values of {col!r} are too large for the model (infinite after Normalize).")
     return out

@@ -13,8 +13,9 @@ from torch import nn
 from .checks import check_int
 
 # %% auto #0
-__all__ = ['Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob', 'default_chunk_rows', 'as_inputs', 'forward',
-           'predict_jobs']
+__all__ = ['GPU_MAX_CHUNK_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob', 'model_input_dtype',
+           'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator', 'default_chunk_rows', 'as_inputs',
+           'forward', 'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -68,16 +69,26 @@ class Job:
 
     def n_units(self, n:int)->int: return n
 
+    def _on(self, name, device):
+        "`perm`, `values` or `delta` on `device`, moved at most once per job (no host transfer per pass)."
+        v = getattr(self, name)
+        if v is None or v.device == device: return v
+        moved = self.__dict__.setdefault('_moved', {})
+        if name not in moved: moved[name] = v.to(device)
+        return moved[name]
+
     def write(self, inputs, a:int, b:int, dst):
-        "Write the model inputs of rows `a:b` into the buffers `dst` (one per input)."
+        "Write the model inputs of rows `a:b` into the buffers `dst` (one per input; integer codes are widened there)."
         changes = self.perm is not None or self.values is not None or self.delta is not None
         for i, (x, d) in enumerate(zip(inputs, dst)):
             d.copy_(x[a:b])
             if not changes or i not in self._by_input: continue
             cols, at = self._by_input[i]
-            if self.perm is not None: d[..., cols] = x.index_select(0, self.perm[a:b])[..., cols]
-            elif self.values is not None: d[..., cols] = _rows(self.values, a, b)[..., at].to(d.dtype)
-            else: d[..., cols] = d[..., cols] + _rows(self.delta, a, b)[..., at].to(d.dtype)
+            if self.perm is not None:
+                p = self._on('perm', x.device)[a:b]
+                for c in cols: d[..., c].copy_(x[..., c].index_select(0, p))   # gathers only the permuted columns
+            elif self.values is not None: d[..., cols] = _rows(self._on('values', d.device), a, b)[..., at].to(d.dtype)
+            else: d[..., cols] = d[..., cols] + _rows(self._on('delta', d.device), a, b)[..., at].to(d.dtype)
 
     def reduce(self, out:torch.Tensor, k:int)->torch.Tensor: return out
 
@@ -115,21 +126,71 @@ class CoalitionJob:
     def write(self, inputs, a:int, b:int, dst):
         "Write the `(b-a) * len(background)` model rows of coalitions `a:b` into the buffers `dst`."
         q, nb = b - a, self.unit
-        cm = self.coalitions[a:b].to(inputs[0].device).float()
+        dev = inputs[0].device
+        if self.__dict__.get('_cm_device') != dev:   # the coalition matrix goes to the device once, not once per pass
+            self.__dict__.update(_cm_device=dev, _cm=self.coalitions.to(dev).float())
+        cm = self._cm[a:b]
         for x, bg, own, un, d in zip(inputs, self.background, self.owners, self.unowned, dst):
             take = (cm @ own > 0) | un                       # (q, n_cols): column from the explained row
             shape = (q, 1) + (1,) * (x.ndim - 2) + (x.shape[-1],)
-            torch.where(take.view(shape), x[self.row:self.row + 1].unsqueeze(1), bg.unsqueeze(0), out=d.view(q, nb, *x.shape[1:]))
+            row = x[self.row:self.row + 1].to(d.dtype).unsqueeze(1)
+            torch.where(take.view(shape), row, bg.to(d.dtype).unsqueeze(0), out=d.view(q, nb, *x.shape[1:]))
 
     def reduce(self, out:torch.Tensor, k:int)->torch.Tensor: return out.reshape(k, self.unit, -1).double().mean(1)
 
 # %% ../../nbs/01_core.engine.ipynb #9ccabd4e
+_NARROW_INTS = (torch.int8, torch.int16, torch.int32)
+GPU_MAX_CHUNK_ROWS = 262_144 # most rows per forward pass chosen on a GPU
+
+def model_input_dtype(dtype:torch.dtype # an input's dtype
+                     )->torch.dtype:
+    "The dtype an input reaches the model in: int64 for int8/int16/int32 (compact codes), otherwise `dtype`."
+    return torch.int64 if dtype in _NARROW_INTS else dtype
+
+def widen_codes(x:torch.Tensor # an input tensor
+         )->torch.Tensor:
+    "`x` in the dtype the model gets (`model_input_dtype`): int8/int16/int32 codes as int64, anything else as is."
+    return x.long() if x.dtype in _NARROW_INTS else x
+
+def _module_of(predict):
+    "The `nn.Module` behind `predict`: itself, the object of a bound method, or that object's `.model`."
+    for m in (predict, getattr(predict, '__self__', None), getattr(getattr(predict, '__self__', None), 'model', None)):
+        if isinstance(m, nn.Module): return m
+    return None
+
+def activation_bytes_per_row(predict # the model (or a callable wrapping one)
+                            )->int|None:
+    "Rough bytes of activations one row needs in a forward pass (float32, two live layers per width), or None if unknown."
+    m = _module_of(predict)
+    if m is None: return None
+    units = sum(l.out_features if isinstance(l, nn.Linear) else l.embedding_dim if isinstance(l, nn.Embedding) else l.num_features
+                for l in m.modules() if isinstance(l, (nn.Linear, nn.Embedding, nn.modules.batchnorm._BatchNorm)))
+    return 8 * units if units else None
+
+_SETTLED = False
+
+def settle_cpu_allocator():
+    "Once per process: allocate and free one untouched 32 MiB block, so glibc keeps freed activations for the next pass."
+    global _SETTLED
+    if _SETTLED: return
+    block = torch.empty((32 * 2**20 - 2**16) // 4, dtype=torch.float32)   # just under glibc's largest dynamic mmap threshold
+    del block
+    _SETTLED = True
+
 def default_chunk_rows(inputs, # tuple of input tensors, rows on axis 0
-                       budget_bytes:int=256*2**20 # rough budget for the inputs of one forward pass
+                       budget_bytes:int=256*2**20, # rough budget for the inputs of one forward pass (CPU)
+                       predict=None, # the model, to estimate its activations on a GPU
                       )->int:
-    "Rows per forward pass: 8,192 on CPU, 65,536 on GPU, fewer if one chunk's inputs would exceed `budget_bytes`."
-    row_bytes = sum(x[:1].numel() * x.element_size() for x in inputs) or 1
-    cap = 8192 if inputs[0].device.type == 'cpu' else 65536
+    "Rows per forward pass: 8,192 on CPU; on a GPU, from the free GPU memory (at most `GPU_MAX_CHUNK_ROWS`)."
+    inputs = as_inputs(inputs)
+    row_bytes = sum(x[:1].numel() * model_input_dtype(x.dtype).itemsize for x in inputs) or 1
+    dev = inputs[0].device
+    if dev.type == 'cuda':
+        free = torch.cuda.mem_get_info(dev)[0]
+        per_row = 2 * row_bytes + (activation_bytes_per_row(predict) or 16 * 2**10)
+        rows = min(GPU_MAX_CHUNK_ROWS, free // 4 // per_row)
+        return int(max(256, rows // 1024 * 1024 if rows >= 1024 else rows))
+    cap = 8192 if dev.type == 'cpu' else 65536
     return int(max(256, min(cap, budget_bytes // row_bytes)))
 
 def as_inputs(inputs # a tensor or a non-empty tuple/list of tensors
@@ -143,8 +204,8 @@ def as_inputs(inputs # a tensor or a non-empty tuple/list of tensors
 def forward(predict, # callable taking the input tensors
             xb, # list of input tensors of one batch
            )->torch.Tensor:
-    "One forward pass under `torch.inference_mode()`, checked to return a tensor with one prediction per row."
-    with torch.inference_mode(): out = predict(*xb)
+    "One forward pass under `torch.inference_mode()` (compact integer inputs widened), checked to return one prediction per row."
+    with torch.inference_mode(): out = predict(*[widen_codes(x) for x in xb])
     if not isinstance(out, torch.Tensor): raise TypeError(f"the model must return a tensor, got {type(out).__name__}.")
     if out.ndim == 0 or len(out) != len(xb[0]):
         raise ValueError(f"the model returned shape {tuple(out.shape)} for a batch of {len(xb[0])} rows: it must return one prediction per row.")
@@ -160,11 +221,12 @@ def predict_jobs(predict, # callable taking the input tensors, returning a tenso
     n = len(inputs[0])
     if any(len(x) != n for x in inputs): raise ValueError(f"inputs have different numbers of rows: {[len(x) for x in inputs]}.")
     if n == 0: raise ValueError("inputs have no rows: there is nothing to evaluate.")
-    chunk_rows = check_int(chunk_rows, 'chunk_rows', min=1, none_ok=True) or default_chunk_rows(inputs)
+    chunk_rows = check_int(chunk_rows, 'chunk_rows', min=1, none_ok=True) or default_chunk_rows(inputs, predict=predict)
     if not jobs: return
+    if inputs[0].device.type == 'cpu': settle_cpu_allocator()
     cap = max([chunk_rows] + [j.unit for j in jobs])
     with torch.inference_mode():
-        bufs = [torch.empty((cap, *x.shape[1:]), dtype=x.dtype, device=x.device) for x in inputs]
+        bufs = [torch.empty((cap, *x.shape[1:]), dtype=model_input_dtype(x.dtype), device=x.device) for x in inputs]
     outs, batch, rows = {}, [], 0
 
     def run():
