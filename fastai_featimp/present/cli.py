@@ -17,7 +17,6 @@ __all__ = ['SHOW_COLUMNS', 'check_out', 'demo', 'read_table', 'read_learner', 'p
 SHOW_COLUMNS = ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'interval', 'columns', 'levels', 'emb_width']
 
 def _write_outputs(fi, out, title=None):
-    import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from fastai_featimp.present.tables import save_importance_csv
     from fastai_featimp.present.plots import plot_importance
@@ -234,6 +233,7 @@ def main(argv=None):
     "Console entry point of `fastai-featimp`; returns the exit code."
     args = _parser().parse_args(argv)
     import warnings; warnings.filterwarnings('ignore', category=UserWarning)
+    import matplotlib; matplotlib.use('Agg')   # a command line tool writes files; it never opens a window
     try:
         if args.command == 'demo':
             demo(args.out, args.task, args.rows, args.epochs, args.repeats, args.seed, progress=not args.no_progress, report=args.report)
