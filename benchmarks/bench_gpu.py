@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse, contextlib, sys, time, warnings
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 

@@ -41,7 +41,6 @@ GOAL = 1.2
 # ----------------------------------------------------------------------------------------------------------------
 
 def _load(work, name, rows):
-    import torch
     from fastai.tabular.all import load_learner
     import fastai_featimp.all  # noqa: F401  (patches Learner.feature_importance)
     learn = load_learner(Path(work) / f'{name}.pkl')
@@ -63,7 +62,6 @@ def child_method(args):
 
 def child_stages(args):
     "Ours in stages, each stage's peak RSS over the one starting point (the high-water mark reset between stages)."
-    import torch
     from fastai_featimp.interpretation import FeatureInterpretation
     from fastai_featimp.core.engine import Job, predict_jobs, eval_mode
     from fastai_featimp.core.permutations import repeat_permutation

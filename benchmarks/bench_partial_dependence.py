@@ -26,7 +26,6 @@ Run:  python benchmarks/bench_partial_dependence.py [--dataset {synthetic,diamon
 from __future__ import annotations
 import argparse, platform, random, sys, time, warnings
 import numpy as np
-import pandas as pd
 import torch
 
 warnings.filterwarnings('ignore')

@@ -65,7 +65,6 @@ def load(name, quick):
 # ----------------------------------------------------------------------------------------------------------------
 
 def _setup(work):
-    import torch
     from fastai.tabular.all import load_learner
     import fastai_featimp.all  # noqa: F401  (patches Learner.feature_importance)
     learn = load_learner(Path(work) / 'learner.pkl')

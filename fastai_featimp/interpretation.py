@@ -77,7 +77,7 @@ class FeatureInterpretation:
 # %% ../nbs/20_interpretation.ipynb #6eb54b19
 @patch
 def inputs(self:FeatureInterpretation)->tuple:
-    "The encoded inputs `(x_cat, x_cont)` on the model's device (moved once)."
+    "The encoded inputs `(x_cat, x_cont)` on the model's device (moved once); `x_cat` in a compact integer dtype, so pass it through `widen_codes` before calling the model yourself."
     dev = self.spec.device
     if self._cache.get('device') != dev:
         self._cache.update(device=dev, inputs=tuple(x.to(dev) for x in self.data.inputs),

@@ -1,6 +1,5 @@
 """Bad inputs fail early with a ValueError/TypeError whose message names the problem."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from torch import nn
-from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, CategoryBlock,
-                                RocAucBinary, accuracy)
+from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RocAucBinary, accuracy)
 from fastai_featimp.all import (FeatureInterpretation, LearnerSpec, RetrainRecipe, isolated_seed, make_demo_data,
                                 permutation_importance, feature_sensitivity, derived_generator)
 

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 from conftest import Recording, evaluating
 import torch
-from torch import nn
 from scipy.stats import spearmanr
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.inspection import permutation_importance as sk_permutation_importance
@@ -192,7 +191,7 @@ def test_each_job_permutes_exactly_one_feature_with_a_shared_permutation(reg):
     n, R = enc.n_rows, 3
     rec = Recording(learn.model)
     spy = Learner(learn.dls, rec, loss_func=learn.loss_func)
-    fi = spy.feature_importance(df=test_df, n_repeats=R, seed=0, progress=False, bs=n)
+    spy.feature_importance(df=test_df, n_repeats=R, seed=0, progress=False, bs=n)
     feats = {f.name: f for f in enc.features()}
     assert len(rec.calls) == 1 + R * len(feats)
     xc0, xn0 = rec.calls[0]

@@ -14,7 +14,7 @@ import fastcore.test as fct
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.inspection import partial_dependence as sk_partial_dependence
 from fastai_featimp.all import encode, make_demo_data
-from fastai_featimp.analyses.dependence import partial_dependence, accumulated_local_effects, h_statistic, sklearn_grid
+from fastai_featimp.analyses.dependence import accumulated_local_effects, h_statistic
 from fastai_featimp.adapters.tabular import encode_column_values as encode_values, raw_frame
 from fastai_featimp.present.plots import plot_partial_dependence, plot_ale, plot_h_statistic
 

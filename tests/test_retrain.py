@@ -1,7 +1,6 @@
 """Embedding-size awareness and drop-column importance (issue 4): the fast variant of the notebook's retraining runs,
 reproducibility, errors before any training, and that the original learner is untouched."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 

@@ -5,7 +5,6 @@ and the resumable cache of `drop_column_importance` works across executors.
 """
 import concurrent.futures as cf
 import multiprocessing as mp
-import numpy as np
 import pandas as pd
 import pytest
 

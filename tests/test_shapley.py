@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastai_featimp.all import Feature, demo_learner, make_demo_data
+from fastai_featimp.all import Feature
 from fastai_featimp.all import shapley_values, shapley_importance, plot_waterfall, plot_decision, plot_shapley_summary
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 from fastai.tabular.all import rmse
-from fastai_featimp.all import make_demo_data, FeatureInterpretation, DEMO_TRUTH, row_scorer, LearnerSpec
+from fastai_featimp.all import make_demo_data, FeatureInterpretation, DEMO_TRUTH, row_scorer
+from fastai_featimp.core.engine import widen_codes
 
 IRRELEVANT = DEMO_TRUTH['irrelevant']          # ['noise', 'zip']
 
@@ -50,7 +51,7 @@ def test_rows_interval_covers_zero_for_irrelevant_columns(request, name, task):
 def test_bootstrap_interval_for_a_metric_that_is_not_a_mean(reg):
     learn, _ = reg
     contains, tabs = coverage(learn, 'regression', draws=40, metric=rmse, n_boot=100)
-    print(f"\nreg, rmse, 40 draws: interval contains 0 -- rows (bootstrap): "
+    print("\nreg, rmse, 40 draws: interval contains 0 -- rows (bootstrap): "
           + ", ".join(f"{f} {contains[f]:.0%}" for f in ['x1'] + IRRELEVANT))
     assert all(set(t.interval) == {'rows (bootstrap)'} for t in tabs)
     assert contains['x1'] == 0
@@ -65,7 +66,7 @@ def test_row_scores_average_to_the_score(reg, clf):
     for learn, test_df, metrics in [(reg[0], reg[1], [None, 'mse', 'mae']), (clf[0], clf[1], [None, 'accuracy', 'error_rate'])]:
         it = FeatureInterpretation.from_learner(learn, df=test_df)
         x, y = it.inputs(), it.targets()
-        with torch.inference_mode(): preds = learn.model.eval()(*x)
+        with torch.inference_mode(): preds = learn.model.eval()(*(widen_codes(t) for t in x))   # the codes are compact (int8/int16)
         learn.model.train()
         for m in metrics:
             sc = it.spec.scorer(m)
