@@ -233,6 +233,7 @@ def main(argv=None):
     "Console entry point of `fastai-featimp`; returns the exit code."
     args = _parser().parse_args(argv)
     import warnings; warnings.filterwarnings('ignore', category=UserWarning)
+    warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)   # raised when fastai imports, not ours to act on
     import matplotlib; matplotlib.use('Agg')   # a command line tool writes files; it never opens a window
     try:
         if args.command == 'demo':
