@@ -177,13 +177,15 @@ def settle_cpu_allocator():
     del block
     _SETTLED = True
 
+def _dtype_bytes(dtype): return torch.empty((), dtype=dtype).element_size()   # torch.dtype.itemsize needs torch >= 2.1
+
 def default_chunk_rows(inputs, # tuple of input tensors, rows on axis 0
                        budget_bytes:int=256*2**20, # rough budget for the inputs of one forward pass (CPU)
                        predict=None, # the model, to estimate its activations on a GPU
                       )->int:
     "Rows per forward pass: 8,192 on CPU; on a GPU, from the free GPU memory (at most `GPU_MAX_CHUNK_ROWS`)."
     inputs = as_inputs(inputs)
-    row_bytes = sum(x[:1].numel() * model_input_dtype(x.dtype).itemsize for x in inputs) or 1
+    row_bytes = sum(x[:1].numel() * _dtype_bytes(model_input_dtype(x.dtype)) for x in inputs) or 1
     dev = inputs[0].device
     if dev.type == 'cuda':
         free = torch.cuda.mem_get_info(dev)[0]
