@@ -35,8 +35,9 @@ class FeatureInterpretation:
                  df:pd.DataFrame|None=None, # the raw rows (read, never changed), when they came as a DataFrame
                  dl=None, # the DataLoader they came from otherwise
                  source:str='df', # 'df', 'dl' or 'dls.valid'
+                 plan:tab.ReconcilePlan|None=None, # how `df`'s columns were converted (`reconcile_plan`; made when needed otherwise)
                 ):
-        self.spec, self.data, self._df, self._dl, self.source = spec, data, df, dl, source
+        self.spec, self.data, self._df, self._dl, self.source, self._plan = spec, data, df, dl, source, plan
         self._cache = {}
 
     @classmethod
@@ -48,8 +49,9 @@ class FeatureInterpretation:
         "Read `learn` once and encode `df` (or `dl`, default `learn.dls.valid`) once, through the learner's own procs (compact codes)."
         spec = LearnerSpec.from_learner(learn)
         if df is not None and dl is not None: raise ValueError("pass either df or dl, not both.")
-        data = tab.encode_frame(spec, df, None, unseen, compact=True) if df is not None else tab.encode_dataloader(spec, dl, compact=True)
-        return cls(spec, data, df=df, dl=dl, source='df' if df is not None else 'dl' if dl is not None else 'dls.valid')
+        if df is None: return cls(spec, tab.encode_dataloader(spec, dl, compact=True), dl=dl, source='dl' if dl is not None else 'dls.valid')
+        plan = tab.reconcile_plan(spec, df, None, unseen)
+        return cls(spec, tab.encode_frame(spec, df, compact=True, plan=plan), df=df, plan=plan)
 
     @property
     def learn(self)->Learner: return self.spec.learn
@@ -77,7 +79,7 @@ class FeatureInterpretation:
 # %% ../nbs/20_interpretation.ipynb #6eb54b19
 @patch
 def inputs(self:FeatureInterpretation)->tuple:
-    "The encoded inputs `(x_cat, x_cont)` on the model's device (moved once); `x_cat` in a compact integer dtype, so pass it through `widen_codes` before calling the model yourself."
+    "The encoded inputs `(x_cat, x_cont)` on the model's device (moved once); `x_cat` in a compact integer dtype, which `engine.forward` and `spec.predict` widen for the model."
     dev = self.spec.device
     if self._cache.get('device') != dev:
         self._cache.update(device=dev, inputs=tuple(x.to(dev) for x in self.data.inputs),
@@ -97,10 +99,9 @@ def targets(self:FeatureInterpretation)->torch.Tensor:
 @patch
 def raw_column(self:FeatureInterpretation, col:str)->pd.Series:
     "The raw values of input column `col` (as reconciled with training: converted like the encoding, missing values as NaN)."
-    if self._df is not None:
-        s = self._df[col].reset_index(drop=True)
-        levels = self.spec.cat_levels
-        return tab.reconcile_categorical(s, levels[col], col, 'ignore')[0] if col in levels else tab.reconcile_continuous(s, col, True)[0]
+    if self._df is not None:   # converted as the encoding converted it (the same plan), not checked again
+        if self._plan is None: self._plan = tab.reconcile_plan(self.spec, self._df, labelled=False, unseen='ignore')
+        return self._plan.frame(self._df, cols=[col])[col]
     if 'raw' not in self._cache: self._cache['raw'] = tab.raw_frame(self.spec, self._dl)
     return self._cache['raw'][col]
 
@@ -173,7 +174,7 @@ def importance(self:FeatureInterpretation,
                groups=None, # list of names / lists of names, dict name -> list, or 'auto': permuted jointly
                cols=None, # names of the features scored alone (default: all not in a group)
                seed:int|None=None, # seed of the permutations (None: fresh, kept in `attrs['seed']`)
-               bs:int|None=None, # rows per forward pass (default: 8,192 on CPU, 65,536 on GPU)
+               bs:int|None=None, # rows per forward pass (default: 8,192 on CPU, from free memory on a GPU)
                progress:bool=True, # show a progress bar
                plot:bool=False, # also draw the sorted bar chart
                higher_is_better:bool|None=None, # override the metric's direction
@@ -444,10 +445,11 @@ def explain(self:FeatureInterpretation,
     bg = self.inputs() if bg_idx is None else tuple(t[bg_idx.to(t.device)] for t in self.inputs())
     outputs = 'predicted' if isinstance(target, str) and target == 'predicted' else self.spec.resolve_target(target)[0]
     with eval_mode(self.model):
-        sv = shap_.explain_rows(self.spec.predict, x, bg, features, method, n_permutations, seed, outputs, list(self.outputs), ids,
-                            self._raw_values(raw_df, positions, features), bs, progress,
-                            dict(seed=seed, background_index=(bg_idx.tolist() if bg_idx is not None else list(range(self.n_rows))),
-                                 target=target, activation=self.spec.activation_name))
+        sv = shap_.explain_rows(self.spec.predict, x, bg, features, method=method, n_permutations=n_permutations, seed=seed,
+                                outputs=outputs, output_names=list(self.outputs), row_ids=ids,
+                                values=self._raw_values(raw_df, positions, features), chunk_rows=bs, progress=progress,
+                                attrs=dict(seed=seed, background_index=(bg_idx.tolist() if bg_idx is not None else list(range(self.n_rows))),
+                                           target=target, activation=self.spec.activation_name))
     return self._finish(sv)
 
 # %% ../nbs/20_interpretation.ipynb #bed7d668

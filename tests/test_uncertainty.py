@@ -12,7 +12,7 @@ import pytest
 import torch
 from fastai.tabular.all import rmse
 from fastai_featimp.all import make_demo_data, FeatureInterpretation, DEMO_TRUTH, row_scorer
-from fastai_featimp.core.engine import widen_codes
+from fastai_featimp.core.engine import eval_mode, forward
 
 IRRELEVANT = DEMO_TRUTH['irrelevant']          # ['noise', 'zip']
 
@@ -66,8 +66,7 @@ def test_row_scores_average_to_the_score(reg, clf):
     for learn, test_df, metrics in [(reg[0], reg[1], [None, 'mse', 'mae']), (clf[0], clf[1], [None, 'accuracy', 'error_rate'])]:
         it = FeatureInterpretation.from_learner(learn, df=test_df)
         x, y = it.inputs(), it.targets()
-        with torch.inference_mode(): preds = learn.model.eval()(*(widen_codes(t) for t in x))   # the codes are compact (int8/int16)
-        learn.model.train()
+        with eval_mode(learn.model): preds = forward(learn.model, x)     # the raw model outputs, as the engine computes them
         for m in metrics:
             sc = it.spec.scorer(m)
             rows = row_scorer(sc)

@@ -22,9 +22,9 @@ from ..core.scoring import Scorer, metric_name
 
 # %% auto #0
 __all__ = ['check_tabular', 'table_features', 'table_feature_info', 'LearnerSpec', 'learner_scorer', 'categorical_conversion',
-           'convert_categorical', 'reconcile_categorical', 'convert_continuous', 'reconcile_continuous',
-           'ReconcilePlan', 'reconcile_plan', 'reconcile_frame', 'EncodedData', 'code_dtype', 'as_spec', 'encode_frame',
-           'encode_dataloader', 'encode', 'encoded_columns', 'encode_column_values', 'raw_frame', 'retrain_facts']
+           'convert_categorical', 'convert_continuous', 'reconcile_continuous', 'ReconcilePlan', 'reconcile_plan',
+           'EncodedData', 'code_dtype', 'as_spec', 'encode_frame', 'encode_dataloader', 'encode', 'encoded_columns',
+           'encode_column_values', 'raw_frame', 'retrain_facts']
 
 # %% ../../nbs/06_adapters.tabular.ipynb #0a4ccf17
 def check_tabular(learn):
@@ -324,17 +324,6 @@ def convert_categorical(s:pd.Series, # the raw column (or some of its rows)
     s = _as_values(s)
     return s if mapping is None else s.map(lambda v: mapping.get(v, v) if _hashable_in(v, mapping) else v)
 
-def reconcile_categorical(s:pd.Series, # the raw column
-                          levels:list, # the levels the learner knows (no `#na#`)
-                          name:str, # the column's name, for messages
-                          unseen:str='warn', # 'warn', 'raise' or 'ignore'
-                          unseen_warn:float=0.05, # share of unseen values that warns
-                          what:str='column', # 'column' or 'target column'
-                         ):
-    "The column as values `Categorify` maps correctly, the share of unseen values, and a note when it was converted."
-    mapping, unseen_share, note = categorical_conversion(s, levels, name, unseen, unseen_warn, what)
-    return convert_categorical(s, mapping), unseen_share, note
-
 def _needs_numeric_conversion(s):
     return not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_extension_array_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)
 
@@ -393,10 +382,12 @@ class ReconcilePlan:
               start:int=0, # first row
               stop:int|None=None, # end row (default: all)
               for_procs:bool=False, # only what the learner's procs need (no object copies they do not need)
+              cols:list|None=None, # only these columns (default: all the plan converts)
              )->pd.DataFrame:
-        "A new frame of rows `start:stop` with every column converted (the index reset)."
+        "A new frame of rows `start:stop` with every column (or `cols`) converted (the index reset)."
         out = {}
-        for c, (kind, mapping) in self.convert.items():
+        for c in (self.convert if cols is None else cols):
+            kind, mapping = self.convert[c]
             col = df[c].iloc[start:stop].reset_index(drop=True)
             out[c] = (convert_categorical(col, mapping, for_procs) if kind == 'categorical' else
                       convert_continuous(col) if kind == 'continuous' else col)
@@ -462,17 +453,6 @@ def reconcile_plan(spec:LearnerSpec, # the learner's spec
             ys = {}
         convert.update(ys)
     return ReconcilePlan(convert, notes, unseen_shares, label_error)
-
-def reconcile_frame(spec:LearnerSpec, # the learner's spec
-                    df:pd.DataFrame, # raw rows
-                    labelled:bool|None=None, # require the target (None: keep it when present)
-                    unseen:str='warn', # unseen categorical levels: 'warn', 'raise' or 'ignore'
-                    unseen_warn:float=0.05, # share of unseen values that warns
-                    name:str='df', # what the frame is called in messages ('rows', 'background', ...)
-                   ):
-    "A new frame with the learner's input (and target) columns in the form it saw in training; notes; unseen shares; why labels were dropped."
-    plan = reconcile_plan(spec, df, labelled, unseen, unseen_warn, name)
-    return plan.frame(df), plan.notes, plan.unseen, plan.label_error
 
 # %% ../../nbs/06_adapters.tabular.ipynb #b1984abf
 @dataclass
@@ -557,10 +537,11 @@ def encode_frame(spec:LearnerSpec, # the learner's spec
                  chunk_rows:int=200_000, # rows processed by fastai's procs at a time
                  name:str='df', # what the frame is called in messages
                  compact:bool=False, # keep the codes in the smallest integer dtype (the engine widens them per pass)
+                 plan:ReconcilePlan|None=None, # `reconcile_plan(spec, df, labelled, unseen)`, when the caller made it already
                 )->EncodedData:
     "Reconcile `df` with what the learner saw and encode it with the learner's own procs, a chunk of rows at a time."
     spec = as_spec(spec)
-    plan = reconcile_plan(spec, df, labelled, unseen, name=name)
+    if plan is None: plan = reconcile_plan(spec, df, labelled, unseen, name=name)
     n = len(df)
     labelled_now = all(c in plan.convert for c in spec.y_names) and labelled is not False
     cat_dtype = code_dtype(spec) if compact else np.dtype(np.int64)

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
 from ..core.checks import check_int, check_choice, resolve_seed, derived_generator, subsample_rows
-from ..core.engine import Feature, Job, predict_jobs, eval_mode, as_inputs
+from ..core.engine import Feature, Job, predict_jobs, eval_mode, as_inputs, output_width
 from ..core.features import resolve_features, default_features
 from ..core.summary import summarise
 from ..adapters.tensors import prepare_inputs
@@ -201,8 +201,6 @@ def _output_index(n_out, output, output_names=None):
         if bad or not sel: raise ValueError(f"output must be None or output positions in 0..{n_out - 1}, got {output!r}.")
     return sel, [names[k] for k in sel]
 
-def _out_dim(predict, inputs):
-    with torch.inference_mode(): return int(predict(*[x[:1] for x in inputs]).reshape(1, -1).shape[1])
 
 def partial_dependence(predict, # model: a callable or `nn.Module` on the input tensors, returning predictions to average
                        inputs, # tensor / array, or tuple of them, rows on axis 0, columns on the last axis
@@ -218,7 +216,7 @@ def partial_dependence(predict, # model: a callable or `nn.Module` on the input 
                        output_names=None, # names of all the model's outputs (default `pred` / `pred_{k}`)
                        max_rows:int|None=None, # use a seeded random subsample of this many rows
                        seed:int|None=None, # seed of the subsample
-                       chunk_rows:int|None=None, # rows per forward pass (default: by memory, up to 65,536)
+                       chunk_rows:int|None=None, # rows per forward pass (default: 8,192 on CPU, from free memory on a GPU)
                        device=None, # where to run (default: the module's device, else the inputs')
                        progress:bool=False, # show a progress bar
                        feature_axis:int=-1, # axis of the features in each input (3-D: samples x time x features)
@@ -247,7 +245,7 @@ def partial_dependence(predict, # model: a callable or `nn.Module` on the input 
     if len(names) != len(cols): raise ValueError(f"names has {len(names)} entries for {len(cols)} columns.")
     values = np.stack([a[ix] for a, ix in zip(axes, grid_product_index([len(a) for a in axes]))], 1)
     with eval_mode(predict):
-        sel, onames = _output_index(_out_dim(model, inputs), output, output_names)
+        sel, onames = _output_index(output_width(model, inputs), output, output_names)
         res = grid_predictions(model, inputs, cols, values, individual=kind != 'average', chunk_rows=chunk_rows, progress=progress)
     avg, ice = (res, None) if kind == 'average' else res
     ice = None if ice is None else ice[..., sel]
@@ -380,7 +378,7 @@ def accumulated_local_effects(predict, # model: a callable or `nn.Module` on the
     xv = x.double().cpu().numpy()
     name = name or (f'x{c}' if len(inputs) == 1 else f'x{i}_{c}')
     with eval_mode(predict):
-        sel, onames = _output_index(_out_dim(model, inputs), output, output_names)
+        sel, onames = _output_index(output_width(model, inputs), output, output_names)
         if cat:
             levels, pos = np.unique(xv, return_inverse=True)
             others = pd.DataFrame({f'{j}_{k}': inputs[j][:, k].double().cpu().numpy() for j in range(len(inputs))
@@ -501,7 +499,7 @@ def h_statistic(predict, # model: a callable or `nn.Module` on the input tensors
                       f"or use more rows (max_rows).", stacklevel=2)
     per = []
     with eval_mode(predict):
-        sel, _ = _output_index(_out_dim(model, inputs), output)
+        sel, _ = _output_index(output_width(model, inputs), output)
         pb = progress_bar(range(len(samples) * (len(feats) + (len(feats) * (len(feats) - 1) // 2 if kind == 'pairwise' else 0))), leave=False) if progress else None
         it = iter(pb) if pb is not None else None
         for idx in samples:

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
 from ..core.checks import check_choice, resolve_seed, derived_generator
-from ..core.engine import CoalitionJob, coalition_owners, predict_jobs, eval_mode, forward
+from ..core.engine import CoalitionJob, coalition_owners, predict_jobs, eval_mode, output_width
 from ..core.features import resolve_features, default_features
 from ..adapters.tensors import to_tensor, model_device, check_finite
 from ..present.tables import importance_table
@@ -60,8 +60,6 @@ def coalition_values(predict, # model: callable on the input tensors (in eval mo
     return out
 
 # %% ../../nbs/14_analyses.shapley.ipynb #2abaa8f8
-MAX_EXACT_FEATURES = 16
-
 def _exact(predict, inputs, background, features, **kw):
     r, m = len(inputs[0]), len(features)
     masks = coalition_masks(m)
@@ -168,8 +166,7 @@ def explain_rows(predict, # model with its activation, on tensors (in eval mode)
                  attrs:dict, # settings stored in the table's attrs
                 )->pd.DataFrame:
     "Evaluate the coalitions, estimate the Shapley values and tabulate them: shared by `shapley_values` and `FeatureInterpretation.explain`."
-    with eval_mode(predict), torch.inference_mode():   # one row first: check the output and the requested outputs cheaply
-        n_out = forward(predict, [x[:1] for x in inputs]).reshape(1, -1).shape[1]
+    n_out = output_width(predict, inputs)   # one row first: check the output and the requested outputs cheaply
     if output_names is None: output_names = list(range(n_out))
     elif len(output_names) != n_out: raise ValueError(f"output_names has {len(output_names)} names but the model has {n_out} outputs.")
     _select_outputs(outputs, torch.zeros(1, n_out), output_names)
@@ -215,7 +212,7 @@ def shapley_values(predict, # model: a callable or `nn.Module` on the input tens
                    output_names=None, # names of the outputs (default: 0, 1, ...)
                    activation=None, # applied to the model's output before explaining (e.g. `partial(torch.softmax, dim=-1)`)
                    seed:int|None=None, # seed of the sampled orders (None: fresh, kept in `attrs['seed']`)
-                   chunk_rows:int|None=None, # model rows per forward pass (default: `default_chunk_rows`: 8,192 on CPU, 65,536 on GPU)
+                   chunk_rows:int|None=None, # model rows per forward pass (default: `default_chunk_rows`: 8,192 on CPU, from free memory on a GPU)
                    device=None, # where to run (default: the module's device, else the inputs')
                    progress:bool=True, # show a progress bar
                    row_ids=None, # labels of the explained rows (default: 0..n-1)
@@ -241,10 +238,9 @@ def shapley_values(predict, # model: a callable or `nn.Module` on the input tens
             values[:, i] = inputs[j][:, c].detach().cpu().double().numpy()
     model = predict if activation is None else (lambda *x: activation(predict(*x)))
     with eval_mode(predict):
-        return explain_rows(model, inputs, background, features, method, n_permutations, seed, outputs, output_names, row_ids,
-                        values, chunk_rows, progress, dict(seed=seed))
-
-# rounding, and so does sampling (for an additive model every order gives the same contributions):
+        return explain_rows(model, inputs, background, features, method=method, n_permutations=n_permutations, seed=seed,
+                            outputs=outputs, output_names=output_names, row_ids=row_ids, values=values, chunk_rows=chunk_rows,
+                            progress=progress, attrs=dict(seed=seed))
 
 # %% ../../nbs/14_analyses.shapley.ipynb #8ce3f1cd
 def _one_output(sv, output):

@@ -15,7 +15,7 @@ from .checks import check_int
 # %% auto #0
 __all__ = ['GPU_MAX_CHUNK_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob', 'model_input_dtype',
            'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator', 'default_chunk_rows', 'as_inputs',
-           'forward', 'predict_jobs']
+           'forward', 'output_width', 'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -212,6 +212,12 @@ def forward(predict, # callable taking the input tensors
     if out.ndim == 0 or len(out) != len(xb[0]):
         raise ValueError(f"the model returned shape {tuple(out.shape)} for a batch of {len(xb[0])} rows: it must return one prediction per row.")
     return out
+
+def output_width(predict, # callable taking the input tensors
+                 inputs, # tensor or tuple of tensors, rows on axis 0
+                )->int:
+    "Outputs per row of `predict`: one checked forward pass over the first row, in eval mode."
+    with eval_mode(predict): return int(forward(predict, [x[:1] for x in as_inputs(inputs)]).reshape(1, -1).shape[1])
 
 def predict_jobs(predict, # callable taking the input tensors, returning a tensor with rows on axis 0
                  inputs, # tensor or tuple of tensors, rows on axis 0, already on the model's device
