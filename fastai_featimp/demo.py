@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['DEMO_TRUTH', 'make_demo_data', 'isolated_seed', 'demo_learner']
+__all__ = ['DEMO_TRUTH', 'make_demo_data', 'isolated_seed', 'demo_split', 'demo_learner']
 
 # %% ../nbs/09_demo.ipynb #dcf4e76d
 DEMO_TRUTH = dict(drivers=['x1', 'x2', 'x3', 'shade'], correlated={'x3_twin': 'x3'}, irrelevant=['noise', 'zip'])
@@ -54,6 +54,17 @@ def isolated_seed(seed:int # seed for Python's, NumPy's and torch's global gener
         if cuda is not None: torch.cuda.set_rng_state_all(cuda)
 
 # %% ../nbs/09_demo.ipynb #3bc04c68
+def demo_split(n:int=6000, # rows generated
+               task:str='regression', # 'regression' or 'classification'
+               seed:int=0, # seed for the data
+              )->tuple:
+    "`make_demo_data(n, task, seed)` split as `demo_learner` splits it: `(train_valid, test_df, valid_idx)` (60/20/20%)."
+    df = make_demo_data(n, task, seed)
+    n_tr, n_va = int(0.6 * n), int(0.2 * n)
+    return (df.iloc[:n_tr + n_va].reset_index(drop=True), df.iloc[n_tr + n_va:].reset_index(drop=True),
+            list(range(n_tr, n_tr + n_va)))
+
+# %% ../nbs/09_demo.ipynb #18a40d6a
 def demo_learner(task:str='regression', # 'regression' or 'classification'
                  n:int=6000, # rows generated; 60% train, 20% validation, 20% returned as a labelled test set
                  epochs:int=4, # epochs of `fit_one_cycle`
@@ -65,15 +76,13 @@ def demo_learner(task:str='regression', # 'regression' or 'classification'
     "Train a `tabular_learner` on `make_demo_data`; returns `(learn, test_df)`."
     from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize,
                                     CategoryBlock, RegressionBlock, accuracy, rmse)
-    df = make_demo_data(n, task, seed)
-    n_tr, n_va = int(0.6 * n), int(0.2 * n)
-    train_valid, test_df = df.iloc[:n_tr + n_va].reset_index(drop=True), df.iloc[n_tr + n_va:].reset_index(drop=True)
+    train_valid, test_df, valid_idx = demo_split(n, task, seed)
     with isolated_seed(seed):
         dls = TabularDataLoaders.from_df(
             train_valid, procs=[Categorify, FillMissing, Normalize], cat_names=['shade', 'zip'],
             cont_names=['x1', 'x2', 'x3', 'x3_twin', 'noise'], y_names='y',
             y_block=CategoryBlock() if task == 'classification' else RegressionBlock(),
-            valid_idx=list(range(n_tr, n_tr + n_va)), bs=bs)
+            valid_idx=valid_idx, bs=bs)
         learn = tabular_learner(dls, layers=list(layers), metrics=accuracy if task == 'classification' else rmse)
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     return learn, test_df

@@ -187,7 +187,9 @@ def test_the_browser_check_catches_errors(tmp_path):
     assert [c['type'] for c in facts['console']] == ['error'] and len(facts['exceptions']) == 1
     assert any(u.startswith('http://127.0.0.1:9/') for u in facts['requests'])
     assert [i['width'] for i in facts['images']] == [0, 0]
-    with pytest.raises(AssertionError): check_page(facts, {'a': 2})
+    with pytest.raises(AssertionError, match='boom'): check_page(facts, {'a': 2})                 # the console error
+    quiet = dict(facts, console=[], exceptions=[], log=[])
+    with pytest.raises(AssertionError, match='127.0.0.1:9'): check_page(quiet, {'a': 2})          # then the request out of the file
 
 
 def test_fold_view_legend_names_the_fold_dots():

@@ -61,8 +61,8 @@ def demo(out:str='featimp_out', # folder for importance.csv and importance.png
     t_start = time.perf_counter()   # before importing torch and fastai: the time in all is what a user waits
     import fastai_featimp.interpretation  # noqa: F401 (patches Learner.feature_importance)
     check_out(out)
-    from fastai_featimp.present.report import _torch_threads
-    with _torch_threads(1): return _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start)
+    from fastai_featimp.retrain.executor import torch_threads
+    with torch_threads(1): return _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start)
 
 def _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start):
     "The demo on one torch thread: its network is tiny, and two threads waiting for each other on a busy machine are 10-40x slower."
@@ -81,7 +81,7 @@ def _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start):
     if report:
         import os, torch
         from fastai_featimp.present.report import demo_report
-        print('writing the report: 2 more training seeds (the fold view), 11 retrains (method comparison), every analysis ...')
+        print('writing the report: retrains for the fold view and the method comparison (counted below), then every analysis ...')
         path = demo_report(Path(out) / 'report.html', task, rows, epochs, seed, n_repeats=repeats, learn=learn, test_df=test_df,
                            importance=fi, progress=progress, extra_timings={'training the demo learner': t1 - t0, 'permutation importance': t2 - t1})
         t3 = time.perf_counter()
@@ -192,6 +192,7 @@ def report(learner:str, # an exported learner (`learn.export()`); it is unpickle
     return path
 
 
+
 # %% ../../nbs/32_present.cli.ipynb #5309de25
 def _parser():
     p = argparse.ArgumentParser(prog='fastai-featimp', description='Permutation feature importance for fastai tabular learners.')
@@ -202,7 +203,7 @@ def _parser():
     d.add_argument('--rows', type=int, default=6000); d.add_argument('--epochs', type=int, default=4)
     d.add_argument('--repeats', type=int, default=5); d.add_argument('--seed', type=int, default=0)
     d.add_argument('--no-progress', action='store_true')
-    d.add_argument('--report', action='store_true', help='also write report.html: the HTML report with every section (about 11 small retrains)')
+    d.add_argument('--report', action='store_true', help='also write report.html: the HTML report with every section (retrains the small demo model a dozen times)')
     r = sub.add_parser('run', help='feature importance of an exported learner on a labelled data file')
     r.add_argument('--learner', required=True, help='exported learner (.pkl from learn.export()); only load files you trust')
     r.add_argument('--data', required=True, help='labelled rows in raw form: .csv, .parquet or .pkl')

@@ -6,7 +6,7 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/present.report.html.md"""
 
 # %% ../../nbs/33_present.report.ipynb #c8bd6dbe
 from __future__ import annotations
-import base64, contextlib, datetime, html, io, platform, time
+import base64, datetime, html, io, platform, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from ..analyses.associations import auto_groups
 from .tables import combine_importance
 from . import plots
 from ..retrain.drop_column import embedding_report
+from ..retrain.executor import torch_threads
 
 # %% auto #0
 __all__ = ['REPORT_SECTIONS', 'demo_report']
@@ -324,8 +325,7 @@ def _shapley_section(interp, fmt, n_explain, n_background, seed, bs, progress, t
                     "occur together; they explain the model, not cause and effect in the data.")
 
 def _embeddings_section(fi, fmt):
-    er = embedding_report(fi)
-    if not len(er): return None
+    er = embedding_report(fi)   # the caller checked that there is a categorical column
     med = er.attrs.get('median_continuous_importance')
     how = ("For each categorical column: its levels, the width of its embedding, its importance, the importance per embedding "
            "dimension and relative to the median continuous column" + (f" ({med:.4g})" if med is not None else '') + ". A "
@@ -465,9 +465,7 @@ def report(self:FeatureInterpretation,
             if not (fi.get('type', pd.Series(dtype=object)) == 'categorical').any(): omitted[key] = 'no categorical columns'
             elif not {'levels', 'emb_width', 'type'} <= set(fi.columns): omitted[key] = 'the importance table has no levels / emb_width columns'
             else:
-                s = timed(key, lambda: _embeddings_section(fi, image_format))
-                if s is None: omitted[key] = 'no categorical columns'
-                else: out[key] = s
+                out[key] = timed(key, lambda: _embeddings_section(fi, image_format))
             continue
         if key == 'methods':
             if not comps: omitted[key] = 'no retraining results were given (comparison=)'
@@ -498,16 +496,6 @@ def importance_report(self:Learner, df:pd.DataFrame|None=None, # labelled rows i
     return FeatureInterpretation.from_learner(self, df=df, dl=dl, unseen=unseen).report(path, **kwargs)
 
 # %% ../../nbs/33_present.report.ipynb #b2282c58
-@contextlib.contextmanager
-def _torch_threads(n:int # intra-op threads inside the block
-                 ):
-    "Run the block with `n` torch threads, and put the caller's number back afterwards."
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(before)
-
 def demo_report(path, # the HTML file to write
                 task:str='regression', # 'regression' or 'classification'
                 rows:int=6000, # rows of synthetic data (60% train, 20% validation, 20% test)
@@ -523,11 +511,11 @@ def demo_report(path, # the HTML file to write
                 **kwargs, # more arguments of `FeatureInterpretation.report`
                )->Path:
     "Train the demo learner (or take it) and write its report with every section, folds and method comparison included."
-    with _torch_threads(1): return _demo_report(path, task, rows, epochs, seed, n_repeats, n_folds, compare, learn, test_df, importance, progress, **kwargs)
+    with torch_threads(1): return _demo_report(path, task, rows, epochs, seed, n_repeats, n_folds, compare, learn, test_df, importance, progress, **kwargs)
 
 def _demo_report(path, task, rows, epochs, seed, n_repeats, n_folds, compare, learn, test_df, importance, progress, **kwargs):
-    from fastai_featimp.demo import demo_learner, make_demo_data
-    from fastai_featimp.retrain.recipe import RetrainRecipe
+    from fastai_featimp.demo import demo_learner, demo_split
+    from fastai_featimp.retrain.recipe import RetrainRecipe, retrain_importance
     from fastai_featimp.retrain.drop_column import compare_methods
     n_folds = check_int(n_folds, 'n_folds', min=0)
     timings = dict(kwargs.pop('extra_timings', None) or {})
@@ -538,13 +526,15 @@ def _demo_report(path, task, rows, epochs, seed, n_repeats, n_folds, compare, le
     t = time.perf_counter()
     fi = importance if importance is not None else interp.importance(n_repeats=n_repeats, seed=seed, progress=progress)
     if importance is None: timings['permutation importance'] = time.perf_counter() - t
-    n_tv = int(0.6 * rows) + int(0.2 * rows)
-    recipe = RetrainRecipe.from_learner(learn, make_demo_data(rows, task, seed).iloc[:n_tv], epochs=epochs,
-                                        valid_idx=list(range(int(0.6 * rows), n_tv)), seed=seed)
+    train_valid, demo_test, valid_idx = demo_split(rows, task, seed)
+    if len(test_df) != len(demo_test) or not test_df[demo_test.columns].equals(demo_test):
+        raise ValueError(f"test_df is not the test set of demo_learner({task!r}, n={rows}, seed={seed}): pass the rows, task and "
+                         f"seed the learner was trained with, so the retrains use the same data.")
+    recipe = RetrainRecipe.from_learner(learn, train_valid, epochs=epochs, valid_idx=valid_idx, seed=seed)
     folds, labels, comparison = None, None, None
     if n_folds >= 2:
         t = time.perf_counter()
-        folds = [fi] + [FeatureInterpretation.from_learner(recipe.train(seed=seed + k), df=test_df).importance(n_repeats=n_repeats, seed=seed, progress=progress)
+        folds = [fi] + [retrain_importance(recipe, test_df, importance=dict(n_repeats=n_repeats, seed=seed, progress=progress), seed=seed + k)
                         for k in range(1, n_folds)]
         labels = [f'seed {seed}'] + [f'retrain seed {seed + k}' for k in range(1, n_folds)]
         timings[f'training and scoring {n_folds - 1} more seeds (folds)'] = time.perf_counter() - t
