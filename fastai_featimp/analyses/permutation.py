@@ -209,7 +209,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
                            seed:int|None=None, # seed of the permutations (None: fresh, reported in `attrs['seed']`)
                            max_rows:int|None=None, # score a seeded random subsample of this many rows
                            higher_is_better:bool|None=None, # direction of `score` (default: from its name)
-                           chunk_rows:int|None=None, # rows per forward pass (default: 8,192 on CPU, 65,536 on GPU)
+                           chunk_rows:int|None=None, # rows per forward pass (default: 8,192 on CPU, from free memory on a GPU)
                            device=None, # where to run (default: the module's device, else the inputs')
                            progress:bool=True, # show a progress bar
                            plot:bool=False, # also draw `plot_importance`
@@ -265,8 +265,8 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
         se = np.stack([tally.rows[f][1] for f in range(F)])
         ci = t_interval(np.stack([v.mean(0) for v in imp]), se, n - 1)
     elif tally.kind == 'bootstrap':
-        bs = sorted(tally.boot[0])
-        one = np.stack([scorer.importance(np.stack([tally.boot[f][b] for b in bs]), np.stack([tally.base_boot[b] for b in bs]))
+        resamples = sorted(tally.boot[0])
+        one = np.stack([scorer.importance(np.stack([tally.boot[f][b] for b in resamples]), np.stack([tally.base_boot[b] for b in resamples]))
                         for f in range(F)])                                    # (F, B[, k]): one-repeat importances
         rep_var = np.stack([v.var(0, ddof=1) if len(v) > 1 else np.full(v.shape[1:], np.nan) for v in imp])
         se = np.stack([bootstrap_se(np.moveaxis(one[f], 0, -1), rep_var[f], len(imp[f])) for f in range(F)])

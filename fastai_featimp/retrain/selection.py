@@ -107,7 +107,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
     full_score, ss, dof, K = summary(full)
     pooled = [ss, dof]                                                          # seed variance pooled over every model so far
     def floor(): return 2 * np.sqrt(pooled[0] / pooled[1]) * np.sqrt(2 / (n_seeds * K))
-    shift = (lambda best, fl: best - fl) if hib else (lambda best, fl: best + fl)
+    shift = (lambda best, fl: best - fl) if hib else (lambda best, fl: best + fl)   # the reported limit: the score `fl` worse than `best`
     best = full_score
     if by == 'permutation': rank = _mean_importance(list(full.values()))
     elif by == 'drop_column':                                                   # how much worse without it (first seed)
@@ -128,7 +128,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
         score, ss, dof, _ = summary(res)
         pooled[0] += ss; pooled[1] += dof
         fl = floor()
-        ok = bool(not worse(score, shift(best, fl)) > 0)
+        ok = bool(worse(score, best) <= fl)                                   # at most the noise floor worse than the best so far
         hist.append(dict(step=len(hist), dropped=cand, n_features=len(kept) - 1, score=score, delta=float(worse(score, full_score)),
                          floor=fl, limit=shift(best, fl), accepted=ok, kept=', '.join(f for f in kept if f != cand)))
         if not ok: break
