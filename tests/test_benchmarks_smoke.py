@@ -16,3 +16,4 @@ def test_bench_gpu_smoke_runs_on_cpu():
     assert 'SMOKE RUN' in out and '=== demo' in out and ('=== flights' in out) == flights
     for what in ('floor by chunk size', 'forum approach', 'explain 2 rows', 'bf16 autocast vs float32 importances'):
         assert what in out, what
+    assert ' nan' not in out.lower(), out                     # every figure was measured

@@ -68,9 +68,3 @@ def test_encoding_holds_no_copy_of_the_frame(reg, compact):
     per_row = (extra[16000] - extra[4000]) / 12000
     assert per_row < 16, per_row
 
-
-def test_encoded_bytes_grow_linearly_with_rows(reg):
-    learn, _ = reg
-    spec = LearnerSpec.from_learner(learn)
-    sizes = {n: _bytes(encode_frame(spec, make_demo_data(n, 'regression', seed=12), compact=True)) for n in (1000, 3000)}
-    assert sizes[3000] == 3 * sizes[1000]
