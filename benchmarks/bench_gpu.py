@@ -60,13 +60,6 @@ class Autocast(nn.Module):
     def forward(self, *x):
         with torch.autocast(x[0].device.type, dtype=self.dtype): return self.model(*x).float()
 
-def floor_passes(model, xs, passes, chunk):
-    "`passes` bare forward passes over the encoded rows in chunks of `chunk` rows (codes widened once, as the engine's buffers are)."
-    n = len(xs[0])
-    with torch.inference_mode():
-        for _ in range(passes):
-            for a in range(0, n, chunk): model(*[x[a:a + chunk] for x in xs])
-
 @contextlib.contextmanager
 def count_syncs(dev):
     "Count the host synchronisations CUDA reports in the block (a list that holds the count afterwards)."
@@ -123,14 +116,14 @@ def bench_size(learn, df, n, pdp_col, args, dev, first):
     imp = lambda bs=None: interp.importance(n_repeats=R, seed=0, progress=False, bs=bs)
     imp()   # warm-up (on CPU this also settles the allocator, which the floor then benefits from too)
     with eval_mode(model):
-        floor_passes(model, [x[:256] for x in xs], 1, 256)   # warm-up
-        out['floor'] = {c: best(lambda c=c: floor_passes(model, xs, passes, c), dev, runs) for c in chunks}   # the sweep
+        C.floor_passes(model, [x[:256] for x in xs], 1, 256)   # warm-up
+        out['floor'] = {c: best(lambda c=c: C.floor_passes(model, xs, passes, c), dev, runs) for c in chunks}   # the sweep
         out['best_chunk'] = bc = min(out['floor'], key=out['floor'].get)
-        out['floor_bf16'] = best(lambda: floor_passes(Autocast(model), xs, passes, bc), dev, runs)
+        out['floor_bf16'] = best(lambda: C.floor_passes(Autocast(model), xs, passes, bc), dev, runs)
     # then floor (best chunk), ours (default chunk) and ours (best chunk) alternately: drift hits all three alike
     tf, to, tob = [], [], []
     for _ in range(runs):
-        with eval_mode(model): tf.append(timed(lambda: floor_passes(model, xs, passes, bc), dev)[1])
+        with eval_mode(model): tf.append(timed(lambda: C.floor_passes(model, xs, passes, bc), dev)[1])
         to.append(timed(imp, dev)[1]); tob.append(timed(lambda: imp(bc), dev)[1])
     fb = out['floor'][bc] = min(tf + [out['floor'][bc]])
     out['ours_default'], out['ours_best'] = min(to), min(tob)
@@ -149,7 +142,7 @@ def bench_size(learn, df, n, pdp_col, args, dev, first):
     # partial dependence on one column against the same number of bare passes
     interp.partial_dependence(pdp_col, grid_resolution=4, progress=False)   # warm-up
     out['pdp_s'] = best(lambda: interp.partial_dependence(pdp_col, grid_resolution=20, progress=False), dev, runs)
-    with eval_mode(model): out['pdp_floor_s'] = best(lambda: floor_passes(model, xs, 20, out['best_chunk']), dev, runs)
+    with eval_mode(model): out['pdp_floor_s'] = best(lambda: C.floor_passes(model, xs, 20, out['best_chunk']), dev, runs)
     if first:
         k = args.explain_rows
         interp.explain([0], n_background=10, method='permutation', n_permutations=4, seed=0, progress=False)   # warm-up

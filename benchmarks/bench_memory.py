@@ -55,9 +55,9 @@ def child_method(args):
     mem = C.PeakRSS().start()
     t0 = time.perf_counter()
     if args._child == 'get_preds':
-        with learn.no_bar(): preds = learn.get_preds(dl=learn.dls.test_dl(df))
+        with learn.no_bar(): learn.get_preds(dl=learn.dls.test_dl(df))
     else:
-        fi = learn.feature_importance(df=df, n_repeats=1, seed=0, progress=False)
+        learn.feature_importance(df=df, n_repeats=1, seed=0, progress=False)
     C.child_result(dict(peak_mb=mem.increase_mb(), seconds=time.perf_counter() - t0, hwm_reset=mem.reset))
 
 def child_stages(args):

@@ -80,13 +80,10 @@ def prepare_floor(learn, df):
     return data.x_cat, data.x_cont, default_chunk_rows((data.x_cat, data.x_cont), predict=learn.model), len(data.features())
 
 def run_floor(learn, prepared, repeats):
-    "n_features x repeats bare forward passes in eval mode under inference_mode (the model's modes restored)."
-    import torch
+    "n_features x repeats bare forward passes in eval mode under inference_mode (the model's modes restored), in full chunks as the engine packs them."
     from fastai_featimp.core.engine import eval_mode
     x_cat, x_cont, chunk, n_feat = prepared
-    with eval_mode(learn.model) as m, torch.inference_mode():
-        for _ in range(n_feat * repeats):
-            for a in range(0, len(x_cat), chunk): m(x_cat[a:a + chunk], x_cont[a:a + chunk])
+    with eval_mode(learn.model) as m: C.floor_passes(m, (x_cat, x_cont), n_feat * repeats, chunk)
 
 def child_ours_floor(args):
     learn, df = _setup(args._workdir)
@@ -98,7 +95,7 @@ def child_ours_floor(args):
     prepared = prepare_floor(learn, df)
     run_floor(learn, prepared, 1)                               # warm-up of the floor
     b, c = [first], []
-    for i in range(args.rounds):                                # alternate c b c b ...: drift hits both alike
+    for i in range(args.rounds):                                # b (above), then c b c b ... c: drift hits both alike
         c.append(C.timed(lambda: run_floor(learn, prepared, R))[1:])
         if i + 1 < args.rounds: b.append(C.timed(ours)[1:])
     C.child_result(dict(ours=b, floor=c, peak_mb=peak, baseline=float(fi.attrs['baseline']), n_features=len(fi),

@@ -139,6 +139,19 @@ def train(fit_df:pd.DataFrame, spec:dict, epochs:int=1, bs:int=64, layers=(200, 
 # child processes
 # ----------------------------------------------------------------------------------------------------------------
 
+def floor_passes(model, xs, passes:int, chunk:int):
+    """`passes` bare forward passes over the rows `xs` (a tuple of encoded tensors), packed as the engine packs them:
+    `passes x n` model rows in calls of `chunk` rows each (the last one shorter), across pass boundaries. The rows of a
+    call are a contiguous slice of a tiled copy made once, so a call costs what the model costs and nothing else."""
+    import math, torch
+    n = len(xs[0]); reps = chunk // n + 2
+    tiled = [x.repeat(reps, *([1] * (x.ndim - 1))) for x in xs]
+    total = passes * n
+    with torch.inference_mode():
+        for k in range(math.ceil(total / chunk)):
+            a = (k * chunk) % n; m = min(chunk, total - k * chunk)
+            model(*[t[a:a + m] for t in tiled])
+
 def run_child(script:str, args:list, env:dict|None=None) -> dict:
     "Run `python script *args` in a fresh process and return the JSON it printed after RESULT_TAG."
     cmd = [sys.executable, os.path.abspath(script), *map(str, args)]
