@@ -62,7 +62,7 @@ def flights(quick):
 def train(fit, spec):
     from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RegressionBlock,
                                     CategoryBlock)
-    from fastai_featimp.demo import isolated_seed
+    from fastai_featimp.core.state import isolated_seed
     fit = fit.reset_index(drop=True)
     n_valid = max(200, len(fit) // 7)
     with isolated_seed(SEED):

@@ -23,7 +23,7 @@ def main():
     ap.add_argument('--repeats', type=int, default=5)
     args = ap.parse_args()
     from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RegressionBlock
-    from fastai_featimp.all import make_demo_data, isolated_seed, encode, default_chunk_rows
+    from fastai_featimp.all import make_demo_data, isolated_seed, encode, default_bs
     n = args.rows
     df = make_demo_data(2 * n, 'regression', seed=0)
     rng = np.random.default_rng(1)
@@ -48,7 +48,7 @@ def main():
 
     data = encode(learn, df=test)
     xc, xn = data.x_cat, data.x_cont
-    cr = default_chunk_rows((xc, xn), predict=learn.model)
+    cr = default_bs((xc, xn), predict=learn.model)
     model = learn.model
     was = model.training
     model.eval()

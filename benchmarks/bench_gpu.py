@@ -7,7 +7,7 @@ For each dataset and number of rows, on the model's device (CUDA when available,
              timed separately
   floor      n_features x n_repeats bare forward passes of the model over the encoded rows, at each chunk size of
              --chunks; the best chunk size is the floor
-  ours       interp.importance(n_repeats=R): the engine's chunk size (default_chunk_rows: from the free GPU memory
+  ours       interp.importance(n_repeats=R): the engine's chunk size (default_bs: from the free GPU memory
              on a GPU) and the floor's best chunk size; ours / floor is reported for both. After the sweep, the floor
              at its best chunk and both of ours are timed alternately, --runs times; the best of each is reported.
   end to end learn.feature_importance(df=..., n_repeats=R), encoding included, once
@@ -100,7 +100,7 @@ def make_dataset(name, sizes, smoke):
 
 def bench_size(learn, df, n, pdp_col, args, dev, first):
     from fastai_featimp.interpretation import FeatureInterpretation
-    from fastai_featimp.core.engine import default_chunk_rows, eval_mode
+    from fastai_featimp.core.engine import default_bs, eval_mode
     from fastai_featimp.core.permutations import repeat_permutation
     from fastai_featimp.analyses.permutation import permutation_importance
     R, runs = args.repeats, args.runs
@@ -111,7 +111,7 @@ def bench_size(learn, df, n, pdp_col, args, dev, first):
     passes = len(feats) * R
     model = learn.model
     xs = tuple(x.long() if not x.is_floating_point() else x for x in ins)
-    out['default_chunk'] = default_chunk_rows(ins, predict=model)
+    out['default_chunk'] = default_bs(ins, predict=model)
     chunks = sorted(set([c for c in args.chunk_list if c <= max(n, min(args.chunk_list))] + [out['default_chunk']]))
     imp = lambda bs=None: interp.importance(n_repeats=R, seed=0, progress=False, bs=bs)
     imp()   # warm-up (on CPU this also settles the allocator, which the floor then benefits from too)
@@ -162,7 +162,7 @@ def bench_size(learn, df, n, pdp_col, args, dev, first):
 
 def forum(learn, df, R, n_feat_timed, dev):
     "The forum approach at the learner's batch size: per feature and repeat, test_dl on a shuffled copy + validate."
-    from fastai_featimp.adapters.tabular import LearnerSpec
+    from fastai_featimp.adapters.tabular.spec import LearnerSpec
     feats = [f.name for f in LearnerSpec.from_learner(learn).features()]
     timed_feats = feats[:n_feat_timed] if n_feat_timed else feats
     rng = np.random.default_rng(0)

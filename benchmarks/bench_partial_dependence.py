@@ -35,7 +35,8 @@ SEED = 0
 def train(dataset, rows):
     "A briefly trained learner, the scored DataFrame (>= rows raw rows), the column to vary and a description."
     from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize
-    from fastai_featimp.demo import demo_learner, make_demo_data, isolated_seed
+    from fastai_featimp.demo import demo_learner, make_demo_data
+    from fastai_featimp.core.state import isolated_seed
     if dataset == 'synthetic':
         learn, _ = demo_learner('regression', n=4000, epochs=3, seed=SEED)
         scored = make_demo_data(rows, 'regression', seed=SEED + 1)
@@ -166,7 +167,7 @@ def main():
 
 
 def _encoded_grid(learn, col, values):
-    from fastai_featimp.adapters.tabular import encode_column_values
+    from fastai_featimp.adapters.tabular.encode import encode_column_values
     return encode_column_values(learn, col, values)[:, 0]
 
 

@@ -7,7 +7,7 @@ that are not scored; then, over the scored rows, with n_repeats=5:
   (b) ours : learn.feature_importance(df=scored, n_repeats=5, seed=0, progress=False), end to end: encoding the
              DataFrame with the learner's procs, the batched permuted forward passes, the scoring, the table
   (c) floor: n_features x n_repeats bare forward passes of learn.model over tensors of the scored rows prebuilt with
-             `encode`, in chunks of `default_chunk_rows(inputs, predict=learn.model)` rows (what ours uses), under
+             `encode`, in chunks of `default_bs(inputs, predict=learn.model)` rows (what ours uses), under
              torch.inference_mode() in eval mode - no permutation, no scoring, no encoding
   (a) forum: per feature and repeat, copy the raw DataFrame, shuffle the column, rebuild learn.dls.test_dl and call
              learn.validate at the dls batch size (64), plus one baseline validate; timed on --forum-features
@@ -74,10 +74,10 @@ def _setup(work):
 
 def prepare_floor(learn, df):
     "The floor's inputs: int64/float32 tensors of the scored rows, the chunk size ours uses, the number of features."
-    from fastai_featimp.adapters.tabular import encode
-    from fastai_featimp.core.engine import default_chunk_rows
+    from fastai_featimp.adapters.tabular.encode import encode
+    from fastai_featimp.core.engine import default_bs
     data = encode(learn, df=df)
-    return data.x_cat, data.x_cont, default_chunk_rows((data.x_cat, data.x_cont), predict=learn.model), len(data.features())
+    return data.x_cat, data.x_cont, default_bs((data.x_cat, data.x_cont), predict=learn.model), len(data.features())
 
 def run_floor(learn, prepared, repeats):
     "n_features x repeats bare forward passes in eval mode under inference_mode (the model's modes restored), in full chunks as the engine packs them."
@@ -104,7 +104,7 @@ def child_ours_floor(args):
 def child_forum(args):
     "(a) per feature and repeat: shuffle a raw column of a copy, test_dl, validate; plus a baseline."
     learn, df = _setup(args._workdir)
-    from fastai_featimp.adapters.tabular import LearnerSpec
+    from fastai_featimp.adapters.tabular.spec import LearnerSpec
     feats = [f.name for f in LearnerSpec.from_learner(learn).features()]
     timed_feats = feats[:args.forum_features] if args.forum_features else feats
     rng = np.random.default_rng(C.SEED)

@@ -11,7 +11,7 @@ the same `--background` rows, with the same number of antithetic permutation pai
   ours        : learn.explain(rows, background=bg, method='permutation', n_permutations=P) end to end (encoding
                 included); every (row, coalition) is averaged over the background in batched forward passes.
   floor       : the same number of model rows (`attrs['n_model_rows']`) as bare forward passes of learn.model over
-                prebuilt tensors in chunks of `default_chunk_rows` (as ours uses), under torch.inference_mode() — no
+                prebuilt tensors in chunks of `default_bs` (as ours uses), under torch.inference_mode() — no
                 virtual-row building, no activation, no averaging.
   shap/model  : shap.PermutationExplainer on the bare model: features as numbers (category codes, normalised
                 continuous values), f(X) calls learn.model on tensors (shap's best case), max_evals = (P/2) * (2M + 1),
@@ -62,7 +62,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import shap
-    from fastai_featimp.all import encode, default_chunk_rows
+    from fastai_featimp.all import encode, default_bs
     import fastai_featimp.all  # noqa: F401  (patches Learner.explain)
 
     learn, test = build()
@@ -81,7 +81,7 @@ def main():
     # floor: the same number of bare forward passes
     data = encode(learn, df=pd.concat([rows, bg]), labelled=False)
     g = torch.Generator().manual_seed(0)
-    cr = default_chunk_rows(data.inputs, predict=learn.model)
+    cr = default_bs(data.inputs, predict=learn.model)
     idx = torch.randint(0, data.n_rows, (cr,), generator=g)
     xc, xn = data.x_cat[idx], data.x_cont[idx]
     model = learn.model.eval()

@@ -123,7 +123,7 @@ def train(fit_df:pd.DataFrame, spec:dict, epochs:int=1, bs:int=64, layers=(200, 
     trained briefly on `fit_df` inside `isolated_seed(SEED)` (the last `valid_frac` of the rows validate)."""
     from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RegressionBlock,
                                     CategoryBlock, rmse, accuracy)
-    from fastai_featimp.demo import isolated_seed
+    from fastai_featimp.core.state import isolated_seed
     n_valid = max(200, int(len(fit_df) * valid_frac))
     reg = spec['task'] == 'regression'
     with isolated_seed(SEED):

@@ -14,34 +14,39 @@ from .core.scoring import *
 from .core.summary import *
 from .core.features import *
 from .core.permutations import *
+from .core.tables import *
+from .core.state import *
 from .adapters.tensors import *
-from .adapters.tabular import *
+from .adapters.tabular.metrics import *
+from .adapters.tabular.spec import *
+from .adapters.tabular.reconcile import *
+from .adapters.tabular.encode import *
 from .analyses.permutation import *
 from .analyses.associations import *
 from .analyses.interactions import *
-from .analyses.dependence import *
+from .analyses.pdp import *
+from .analyses.ale import *
+from .analyses.hstat import *
 from .analyses.shapley import *
 from .analyses.sensitivity import *
+from .plots.figures import *
+from .plots.importance import *
+from .plots.associations import *
+from .plots.dependence import *
+from .plots.shapley import *
 from .interpretation import *
 from .retrain.recipe import *
-from .retrain.drop_column import *
+from .retrain.cache import *
 from .retrain.executor import *
+from .retrain.drop_column import *
 from .retrain.folds import *
 from .retrain.null import *
 from .retrain.selection import *
-from .present.tables import *
-from .present.plots import *
-from .present.report import *
 from .demo import *
-from .core import checks, engine, scoring, summary, features, permutations
-from .adapters import tensors, tabular
-from .analyses import permutation, associations, interactions, dependence, shapley, sensitivity
-from . import interpretation, demo
-from .retrain import recipe, drop_column, executor, folds, selection
-from .retrain import null as _null_module
-from .present import tables, plots, report
-_modules = (checks, engine, scoring, summary, features, permutations, tensors, tabular, permutation, associations, interactions,
-            dependence, shapley, sensitivity, interpretation, recipe, drop_column, executor, folds, _null_module, selection, tables, plots,
-            report, demo)
-__all__ = [n for m in _modules for n in m.__all__]
-del _modules, _null_module
+from .present.html import *
+from .present.report import *
+from .present.demo_report import *
+import importlib as _importlib
+_MODULES = ('core.checks', 'core.engine', 'core.scoring', 'core.summary', 'core.features', 'core.permutations', 'core.tables', 'core.state', 'adapters.tensors', 'adapters.tabular.metrics', 'adapters.tabular.spec', 'adapters.tabular.reconcile', 'adapters.tabular.encode', 'analyses.permutation', 'analyses.associations', 'analyses.interactions', 'analyses.pdp', 'analyses.ale', 'analyses.hstat', 'analyses.shapley', 'analyses.sensitivity', 'plots.figures', 'plots.importance', 'plots.associations', 'plots.dependence', 'plots.shapley', 'interpretation', 'retrain.recipe', 'retrain.cache', 'retrain.executor', 'retrain.drop_column', 'retrain.folds', 'retrain.null', 'retrain.selection', 'demo', 'present.html', 'present.report', 'present.demo_report')
+__all__ = [n for m in _MODULES for n in _importlib.import_module(f'fastai_featimp.{m}').__all__]
+del _importlib

@@ -6,13 +6,12 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/demo.html.md"""
 
 # %% ../nbs/09_demo.ipynb #addbc0e9
 from __future__ import annotations
-import contextlib, random
 import numpy as np
 import pandas as pd
-import torch
+from .core.state import isolated_seed
 
 # %% auto #0
-__all__ = ['DEMO_TRUTH', 'make_demo_data', 'isolated_seed', 'demo_split', 'demo_learner']
+__all__ = ['DEMO_TRUTH', 'make_demo_data', 'demo_split', 'demo_learner']
 
 # %% ../nbs/09_demo.ipynb #dcf4e76d
 DEMO_TRUTH = dict(drivers=['x1', 'x2', 'x3', 'shade'], correlated={'x3_twin': 'x3'}, irrelevant=['noise', 'zip'])
@@ -38,20 +37,6 @@ def make_demo_data(n:int=6000, # rows
     df = pd.DataFrame(dict(x1=x1, x2=x2, x3=x3, x3_twin=twin, noise=noise, shade=shade, zip=zipc))
     df['y'] = np.where(y > 0, 'yes', 'no') if task == 'classification' else y
     return df
-
-# %% ../nbs/09_demo.ipynb #f70239cb
-@contextlib.contextmanager
-def isolated_seed(seed:int # seed for Python's, NumPy's and torch's global generators inside the block
-                 ):
-    "Seed the global RNGs inside the block; restore the caller's RNG states afterwards."
-    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    try:
-        random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-        yield
-    finally:
-        random.setstate(states[0]); np.random.set_state(states[1]); torch.random.set_rng_state(states[2])
-        if cuda is not None: torch.cuda.set_rng_state_all(cuda)
 
 # %% ../nbs/09_demo.ipynb #3bc04c68
 def demo_split(n:int=6000, # rows generated

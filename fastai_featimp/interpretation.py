@@ -15,17 +15,24 @@ from fastai.learner import Learner
 from .core.checks import check_int, check_number, check_bool, as_names, resolve_seed, derived_generator, subsample_rows
 from .core.engine import Job, eval_mode, predict_jobs
 from .core.features import resolve_features
-from .adapters import tabular as tab
-from .adapters.tabular import LearnerSpec, EncodedData
+from .adapters.tabular.spec import LearnerSpec, validation_rows
+from .adapters.tabular.reconcile import ReconcilePlan, reconcile_plan
+from .adapters.tabular.encode import (EncodedData, encode_frame, encode_dataloader, raw_frame, encoded_columns,
+                                                    encode_column_values)
 from .analyses import permutation as perm_
 from .analyses import associations as assoc_
 from .analyses import interactions as inter_
-from .analyses import dependence as dep_
+from .analyses import pdp as pdp_
+from .analyses import ale as ale_
+from .analyses import hstat as hstat_
 from .analyses import shapley as shap_
 from .analyses import sensitivity as sens_
+from .plots.importance import plot_importance, plot_output_matrix
+from .plots.associations import plot_dendrogram, plot_interactions
+from .plots.dependence import plot_partial_dependence, plot_ale, plot_h_statistic
 
 # %% auto #0
-__all__ = ['FeatureInterpretation']
+__all__ = ['PLOT_OF_TABLE', 'FeatureInterpretation']
 
 # %% ../nbs/20_interpretation.ipynb #be1cbc6e
 class FeatureInterpretation:
@@ -35,7 +42,7 @@ class FeatureInterpretation:
                  df:pd.DataFrame|None=None, # the raw rows (read, never changed), when they came as a DataFrame
                  dl=None, # the DataLoader they came from otherwise
                  source:str='df', # 'df', 'dl' or 'dls.valid'
-                 plan:tab.ReconcilePlan|None=None, # how `df`'s columns were converted (`reconcile_plan`; made when needed otherwise)
+                 plan:ReconcilePlan|None=None, # how `df`'s columns were converted (`reconcile_plan`; made when needed otherwise)
                 ):
         self.spec, self.data, self._df, self._dl, self.source, self._plan = spec, data, df, dl, source, plan
         self._cache = {}
@@ -49,9 +56,9 @@ class FeatureInterpretation:
         "Read `learn` once and encode `df` (or `dl`, default `learn.dls.valid`) once, through the learner's own procs (compact codes)."
         spec = LearnerSpec.from_learner(learn)
         if df is not None and dl is not None: raise ValueError("pass either df or dl, not both.")
-        if df is None: return cls(spec, tab.encode_dataloader(spec, dl, compact=True), dl=dl, source='dl' if dl is not None else 'dls.valid')
-        plan = tab.reconcile_plan(spec, df, None, unseen)
-        return cls(spec, tab.encode_frame(spec, df, compact=True, plan=plan), df=df, plan=plan)
+        if df is None: return cls(spec, encode_dataloader(spec, dl, compact=True), dl=dl, source='dl' if dl is not None else 'dls.valid')
+        plan = reconcile_plan(spec, df, None, unseen)
+        return cls(spec, encode_frame(spec, df, compact=True, plan=plan), df=df, plan=plan)
 
     @property
     def learn(self)->Learner: return self.spec.learn
@@ -100,9 +107,9 @@ def targets(self:FeatureInterpretation)->torch.Tensor:
 def raw_column(self:FeatureInterpretation, col:str)->pd.Series:
     "The raw values of input column `col` (as reconciled with training: converted like the encoding, missing values as NaN)."
     if self._df is not None:   # converted as the encoding converted it (the same plan), not checked again
-        if self._plan is None: self._plan = tab.reconcile_plan(self.spec, self._df, labelled=False, unseen='ignore')
+        if self._plan is None: self._plan = reconcile_plan(self.spec, self._df, labelled=False, unseen='ignore')
         return self._plan.frame(self._df, cols=[col])[col]
-    if 'raw' not in self._cache: self._cache['raw'] = tab.raw_frame(self.spec, self._dl)
+    if 'raw' not in self._cache: self._cache['raw'] = raw_frame(self.spec, self._dl)
     return self._cache['raw'][col]
 
 @patch
@@ -127,7 +134,6 @@ def correlations(self:FeatureInterpretation,
         self._cache['assoc'] = assoc_.association_matrix(fr, [n for n in fr if k[n] == 'categorical'], [n for n in fr if k[n] == 'continuous'])
     a = self._cache['assoc'].copy(); a.attrs = dict(self._cache['assoc'].attrs)
     if check_bool(plot, 'plot'):
-        from fastai_featimp.present.plots import plot_dendrogram
         plot_dendrogram(a, threshold=threshold)
     return a
 
@@ -143,13 +149,17 @@ def _check_cols(self:FeatureInterpretation, cols, what='column'):
     if len(set(cols)) != len(cols): raise ValueError(f"cols {cols} names a column twice.")
     return cols
 
+PLOT_OF_TABLE = {'importance': plot_importance, 'output_matrix': plot_output_matrix, 'interactions': plot_interactions,
+                 'partial_dependence': plot_partial_dependence, 'ale': plot_ale, 'h_statistic': plot_h_statistic,
+                 'sensitivity': lambda t: plot_importance(t, value='sensitivity'),
+                 'sensitivity_matrix': lambda t: plot_output_matrix(t, value='sensitivity')}
+
 @patch
-def _finish(self:FeatureInterpretation, t:pd.DataFrame, plot_fn=None, plot=False, **attrs):
+def _finish(self:FeatureInterpretation, t:pd.DataFrame, kind:str|None=None, plot=False, **attrs):
+    "Stamp `t` with the rows' source and notes; with `plot`, draw it by the plot function of its `kind` (`PLOT_OF_TABLE`)."
     t.attrs.update(source=self.source, **attrs)
     if self.data.notes: t.attrs['data_notes'] = list(self.data.notes)
-    if check_bool(plot, 'plot') and plot_fn is not None:
-        import fastai_featimp.present.plots as plots
-        getattr(plots, plot_fn)(t)
+    if check_bool(plot, 'plot') and kind is not None: PLOT_OF_TABLE[kind](t)
     return t
 
 # %% ../nbs/20_interpretation.ipynb #068bf21d
@@ -160,7 +170,6 @@ def score(self:FeatureInterpretation,
           bs:int|None=None, # rows per forward pass
          )->float:
     "The learner's score on the rows (loss or metric), as `learn.validate` computes it."
-    bs = check_int(bs, 'bs', min=1, none_ok=True)
     scorer = self.spec.scorer(metric, higher_is_better)
     with eval_mode(self.model):
         (_, preds), = predict_jobs(self.model, self.inputs(), [Job()], bs)
@@ -190,7 +199,6 @@ def importance(self:FeatureInterpretation,
                tol:float=0.01, # with `n_repeats='auto'`: settled below this half-width x the largest importance
               )->pd.DataFrame:
     "Permutation importance of each column (or group): how much worse the score gets when it is shuffled, as a sorted table."
-    bs = check_int(bs, 'bs', min=1, none_ok=True)
     y = self.targets()
     scorer = self.spec.scorer(metric, higher_is_better)
     if per_output and (y.ndim < 2 or y.shape[-1] < 2):
@@ -212,17 +220,17 @@ def importance(self:FeatureInterpretation,
                                                  assoc, cond_threshold, conditional if isinstance(conditional, dict) else None, n_bins)
         extra.update(conditional=True, partners=partners, n_bins=n_bins)
     fi = perm_.permutation_importance(self.model, self.inputs(), y, score=scorer, features=features, n_repeats=n_repeats,
-                                      seed=seed, max_rows=max_rows, chunk_rows=bs, progress=progress, strata=strata, per_output=per_output,
+                                      seed=seed, max_rows=max_rows, bs=bs, progress=progress, strata=strata, per_output=per_output,
                                       interval=interval, n_boot=n_boot, max_repeats=max_repeats, tol=tol)
     if per_output:
         fi['output'] = fi.output.map(dict(zip([f'out{k}' for k in range(y.shape[-1])], self.outputs)))
-        return self._finish(fi, 'plot_output_matrix', plot, **extra)
+        return self._finish(fi, 'output_matrix', plot, **extra)
     info = self.spec.feature_info()
     fi['columns'] = [info.loc[f, 'columns'] if f in info.index else ', '.join(info.loc[m.strip(), 'columns'] for m in ms.split(','))
                      for f, ms in zip(fi.feature, fi.members)]
     fi['levels'] = pd.array([info.loc[f, 'levels'] if f in info.index else pd.NA for f in fi.feature], dtype='Int64')
     fi['emb_width'] = pd.array([info.loc[f, 'emb_width'] if f in info.index else pd.NA for f in fi.feature], dtype='Int64')
-    return self._finish(fi, 'plot_importance', plot, **extra)
+    return self._finish(fi, 'importance', plot, **extra)
 
 # %% ../nbs/20_interpretation.ipynb #e3e3d3f5
 @patch
@@ -239,11 +247,10 @@ def double_permutation(self:FeatureInterpretation,
                        max_rows:int|None=None, # score a seeded random subsample of this many rows
                       )->pd.DataFrame:
     "Every pair of features permuted jointly: pair importance, interaction and joint share, as a tidy table."
-    bs = check_int(bs, 'bs', min=1, none_ok=True)
     dp = inter_.double_permutation(self.model, self.inputs(), self.targets(), score=self.spec.scorer(metric, higher_is_better),
                                    features=self.features, cols=cols, top_k=top_k, n_repeats=n_repeats, seed=seed,
-                                   max_rows=max_rows, chunk_rows=bs, progress=progress)
-    return self._finish(dp, 'plot_interactions', plot)
+                                   max_rows=max_rows, bs=bs, progress=progress)
+    return self._finish(dp, 'interactions', plot)
 
 # %% ../nbs/20_interpretation.ipynb #1d4a6769
 def _grid_arg(grid, cols):
@@ -283,13 +290,13 @@ def _rows(self:FeatureInterpretation, max_rows, seed, name='max_rows'):
 @patch
 def _column_grid(self:FeatureInterpretation, rows, col, explicit, grid_resolution, percentiles):
     "Raw grid values, their encoding, the encoded columns, the kind and the data distribution of one column."
-    cols, kind = tab.encoded_columns(self.spec, col)
+    cols, kind = encoded_columns(self.spec, col)
     codes = self.data.x_cat[rows, cols[0][1]].numpy() if kind == 'categorical' else None
     raw = self.raw_column(col).iloc[rows]
     if explicit is not None: axis = list(explicit)
     elif kind == 'categorical': axis = [self.spec.vocabs[col][k] for k in np.unique(codes)]
-    else: axis = dep_.sklearn_grid(raw.to_numpy(np.float64), False, grid_resolution, percentiles)
-    enc = tab.encode_column_values(self.spec, col, axis)
+    else: axis = pdp_.sklearn_grid(raw.to_numpy(np.float64), False, grid_resolution, percentiles)
+    enc = encode_column_values(self.spec, col, axis)
     axis = np.asarray(axis, dtype=np.float64) if kind == 'continuous' else np.asarray(axis, dtype=object)
     grid_codes = enc[:, 0].astype(np.int64) if kind == 'categorical' else None
     return axis, enc, cols, kind, _distribution(raw, codes, kind, grid_codes)
@@ -311,9 +318,8 @@ def partial_dependence(self:FeatureInterpretation,
                        plot:bool=False, # also draw `plot_partial_dependence`
                       )->pd.DataFrame:
     "Partial dependence (and ICE) of the prediction on one or two columns, in raw units, as a tidy table."
-    bs = check_int(bs, 'bs', min=1, none_ok=True)
-    kind = dep_.check_pd_kind(kind)
-    grid_resolution, percentiles = dep_.check_grid_args(grid_resolution, percentiles)
+    kind = pdp_.check_pd_kind(kind)
+    grid_resolution, percentiles = pdp_.check_grid_args(grid_resolution, percentiles)
     cols = self._check_cols(cols)
     if plot and len(cols) > 2: raise ValueError(f"a partial dependence plot shows 1 or 2 columns, got {len(cols)}: {cols}; use plot=False for the table.")
     grids = _grid_arg(grid, cols)
@@ -321,17 +327,17 @@ def partial_dependence(self:FeatureInterpretation,
     seed, inputs, rows = self._rows(max_rows, seed)
     per = [self._column_grid(rows, c, grids.get(c), grid_resolution, percentiles) for c in cols]
     axes = [p[0] for p in per]
-    values = np.concatenate([p[1][ix] for p, ix in zip(per, dep_.grid_product_index([len(a) for a in axes]))], 1)
+    values = np.concatenate([p[1][ix] for p, ix in zip(per, pdp_.grid_product_index([len(a) for a in axes]))], 1)
     set_cols = tuple(ic for p in per for ic in p[2])
     with eval_mode(self.model):
-        res = dep_.grid_predictions(self.spec.predict, inputs, set_cols, values, individual=kind != 'average', chunk_rows=bs, progress=progress)
+        res = pdp_.grid_predictions(self.spec.predict, inputs, set_cols, values, individual=kind != 'average', bs=bs, progress=progress)
     avg, ice = (res, None) if kind == 'average' else res
-    t = dep_.pd_table(cols, axes, _output_names(onames, cols), avg[:, sel], None if ice is None else ice[..., sel], kind, centered, rows,
+    t = pdp_.pd_table(cols, axes, _output_names(onames, cols), avg[:, sel], None if ice is None else ice[..., sel], kind, centered, rows,
                       attrs=dict(method='partial_dependence', kinds=[p[3] for p in per], task=self.spec.task, target=target,
                                  grid_resolution=grid_resolution, percentiles=percentiles, n_rows=len(rows), seed=seed,
                                  activation=self.spec.activation_name, distribution={c: p[4] for c, p in zip(cols, per)}))
     t.attrs['outputs'] = _output_names(onames, cols)
-    return self._finish(t, 'plot_partial_dependence', plot)
+    return self._finish(t, 'partial_dependence', plot)
 
 @patch
 def ale(self:FeatureInterpretation,
@@ -344,29 +350,28 @@ def ale(self:FeatureInterpretation,
         plot:bool=False, # also draw `plot_ale`
        )->pd.DataFrame:
     "Accumulated local effects of one column on the prediction, in raw units, as a tidy table."
-    bs = check_int(bs, 'bs', min=1, none_ok=True)
     if not isinstance(col, str): raise TypeError(f"ALE takes one column name, got {col!r}.")
     col, = self._check_cols(col)
     n_bins = check_int(n_bins, 'n_bins', min=1)
     sel, onames = self.spec.resolve_target(target)
     seed, inputs, rows = self._rows(max_rows, seed)
-    set_cols, kind = tab.encoded_columns(self.spec, col)
+    set_cols, kind = encoded_columns(self.spec, col)
     with eval_mode(self.model):
         if kind == 'continuous':
-            edges, bins = dep_.ale_bins(self.raw_column(col).iloc[rows].to_numpy(np.float64), n_bins)
-            f, cnt = dep_.ale_continuous(self.spec.predict, inputs, set_cols, tab.encode_column_values(self.spec, col, edges), bins, bs)
+            edges, bins = ale_.ale_bins(self.raw_column(col).iloc[rows].to_numpy(np.float64), n_bins)
+            f, cnt = ale_.ale_continuous(self.spec.predict, inputs, set_cols, encode_column_values(self.spec, col, edges), bins, bs)
             axis, cnt = edges, np.r_[0, cnt]
         else:
             codes = self.data.x_cat[rows, set_cols[0][1]].numpy()
             levels, pos = np.unique(codes, return_inverse=True)
             fr = self.feature_frame()
-            order = dep_.order_levels(pos, fr.iloc[rows].drop(columns=col).reset_index(drop=True), fr.attrs['kinds'])
+            order = ale_.order_levels(pos, fr.iloc[rows].drop(columns=col).reset_index(drop=True), fr.attrs['kinds'])
             rank = np.empty_like(order); rank[order] = np.arange(len(order))
-            f, cnt = dep_.ale_categorical(self.spec.predict, inputs, set_cols, levels[order][:, None].astype(np.float64), rank[pos], bs)
+            f, cnt = ale_.ale_categorical(self.spec.predict, inputs, set_cols, levels[order][:, None].astype(np.float64), rank[pos], bs)
             axis = np.asarray([self.spec.vocabs[col][k] for k in levels[order]], dtype=object)
-    t = dep_.ale_table(col, axis, _output_names(onames, [col]), f[:, sel], cnt, kind,
+    t = ale_.ale_table(col, axis, _output_names(onames, [col]), f[:, sel], cnt, kind,
                        dict(task=self.spec.task, target=target, n_rows=len(rows), seed=seed, n_bins=n_bins, activation=self.spec.activation_name))
-    return self._finish(t, 'plot_ale', plot)
+    return self._finish(t, 'ale', plot)
 
 @patch
 def h_statistic(self:FeatureInterpretation,
@@ -381,13 +386,12 @@ def h_statistic(self:FeatureInterpretation,
                 plot:bool=False, # also draw `plot_h_statistic`
                )->pd.DataFrame:
     "Friedman's H-statistic of the columns: every pair, or each column against the rest, with its spread over row samples."
-    bs = check_int(bs, 'bs', min=1, none_ok=True)
     if cols is not None: cols = self._check_cols(cols)
     sel, onames = self.spec.resolve_target(target)
     with eval_mode(self.model):
-        h = dep_.h_statistic(self.spec.predict, self.inputs(), features=self.features, cols=cols, kind=kind, output=sel,
-                             max_rows=max_rows, n_repeats=n_repeats, seed=seed, chunk_rows=bs, progress=progress)
-    return self._finish(h, 'plot_h_statistic', plot, outputs=onames, task=self.spec.task, target=target)
+        h = hstat_.h_statistic(self.spec.predict, self.inputs(), features=self.features, cols=cols, kind=kind, output=sel,
+                             max_rows=max_rows, n_repeats=n_repeats, seed=seed, bs=bs, progress=progress)
+    return self._finish(h, 'h_statistic', plot, outputs=onames, task=self.spec.task, target=target)
 
 # %% ../nbs/20_interpretation.ipynb #9245f1f1
 @patch
@@ -417,7 +421,6 @@ def explain(self:FeatureInterpretation,
             progress:bool=True, # show a progress bar
            )->pd.DataFrame:
     "Shapley attributions of each feature (or group) for each explained row: a tidy table (see `shapley_table`)."
-    bs = check_int(bs, 'bs', min=1, none_ok=True)
     seed = resolve_seed(seed)
     features = resolve_features(self.features, groups)
     method = shap_.choose_method(method, len(features), n_permutations)
@@ -427,7 +430,7 @@ def explain(self:FeatureInterpretation,
             dup = rows.index[rows.index.duplicated()][:3].tolist()
             raise ValueError(f"rows has a non-unique index (label(s) {dup} repeat): the table names rows by their index. "
                              f"Call rows.reset_index(drop=True) first.")
-        enc = tab.encode_frame(self.spec, rows, False, name='rows')
+        enc = encode_frame(self.spec, rows, False, name='rows')
         x, raw_df, positions, ids = tuple(t.to(dev) for t in enc.inputs), rows, None, list(rows.index)
     else:
         if isinstance(rows, pd.Series): raise TypeError("rows is a Series: pass a DataFrame (for one row use df.iloc[[i]]) or row positions.")
@@ -447,7 +450,7 @@ def explain(self:FeatureInterpretation,
     with eval_mode(self.model):
         sv = shap_.explain_rows(self.spec.predict, x, bg, features, method=method, n_permutations=n_permutations, seed=seed,
                                 outputs=outputs, output_names=list(self.outputs), row_ids=ids,
-                                values=self._raw_values(raw_df, positions, features), chunk_rows=bs, progress=progress,
+                                values=self._raw_values(raw_df, positions, features), bs=bs, progress=progress,
                                 attrs=dict(seed=seed, background_index=(bg_idx.tolist() if bg_idx is not None else list(range(self.n_rows))),
                                            target=target, activation=self.spec.activation_name))
     return self._finish(sv)
@@ -470,15 +473,14 @@ def sensitivity(self:FeatureInterpretation,
                 plot:bool=False, # draw the bar chart / heatmap
                )->pd.DataFrame:
     "Label-free sensitivity of the prediction (probabilities for classifiers) to each column."
-    bs = check_int(bs, 'bs', min=1, none_ok=True)
     sel, onames = self.spec.resolve_target(target)
     act = self.spec.activation
     def output(p): return (act(p) if act is not None else p).reshape(len(p), -1)[:, sel]
     t = sens_.feature_sensitivity(self.model, self.inputs(), features=self.features, groups=groups, cols=cols, method=method,
                                   noise_scale=noise_scale, n_repeats=n_repeats, seed=seed, max_rows=max_rows, output=output,
                                   output_names=onames if per_output else None, per_output=per_output, normalize=normalize,
-                                  chunk_rows=bs, progress=progress)
-    return self._finish(t, 'plot_output_matrix' if per_output else 'plot_importance', plot, outputs=onames, target=target)
+                                  bs=bs, progress=progress)
+    return self._finish(t, 'sensitivity_matrix' if per_output else 'sensitivity', plot, outputs=onames, target=target)
 
 # %% ../nbs/20_interpretation.ipynb #bc7b95e3
 @patch
@@ -532,13 +534,13 @@ def explain(self:Learner, rows:pd.DataFrame, df:pd.DataFrame|None=None, backgrou
         raise TypeError(f"rows must be a pandas DataFrame of raw rows, got {type(rows).__name__}" +
                         (" (for one row use df.iloc[[i]], which keeps the frame)." if isinstance(rows, pd.Series) else "."))
     if background is None and df is None:
-        if len(getattr(self.dls.valid, 'dataset', ())) == 0:
+        if validation_rows(self) == 0:
             raise ValueError("the learner has no validation data to draw a background from (an exported learner from "
                              "`load_learner` carries none): pass df= (raw rows to sample from) or background=.")
         return FeatureInterpretation.from_learner(self).explain(rows, **kwargs)
     pool, name = (background, 'background') if background is not None else (df, 'df')
     spec = LearnerSpec.from_learner(self)
-    interp = FeatureInterpretation(spec, tab.encode_frame(spec, pool, None, name=name), df=pool, source=name)
+    interp = FeatureInterpretation(spec, encode_frame(spec, pool, None, name=name), df=pool, source=name)
     return interp.explain(rows, **kwargs)
 
 @patch

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 from fastai_featimp.all import FeatureInterpretation, make_demo_data
-from fastai_featimp.adapters.tabular import LearnerSpec, encode, encode_frame, code_dtype
+from fastai_featimp.adapters.tabular.spec import LearnerSpec
+from fastai_featimp.adapters.tabular.encode import encode, encode_frame, code_dtype
 from fastai_featimp.core.engine import Job, predict_jobs, eval_mode, model_input_dtype
 
 
@@ -42,7 +43,7 @@ def test_the_model_sees_int64_codes_in_every_pass(reg):
     seen = set()
     def model(x_cat, x_cont): seen.add(x_cat.dtype); return learn.model(x_cat, x_cont)
     with eval_mode(learn.model):
-        list(predict_jobs(model, interp.inputs(), [Job(), Job(((0, 0),), torch.randperm(interp.n_rows))], chunk_rows=500))
+        list(predict_jobs(model, interp.inputs(), [Job(), Job(((0, 0),), torch.randperm(interp.n_rows))], bs=500))
     assert seen == {torch.int64}
 
 

@@ -14,9 +14,10 @@ import fastcore.test as fct
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.inspection import partial_dependence as sk_partial_dependence
 from fastai_featimp.all import encode, make_demo_data
-from fastai_featimp.analyses.dependence import accumulated_local_effects, h_statistic
-from fastai_featimp.adapters.tabular import encode_column_values as encode_values, raw_frame
-from fastai_featimp.present.plots import plot_partial_dependence, plot_ale, plot_h_statistic
+from fastai_featimp.analyses.ale import accumulated_local_effects
+from fastai_featimp.analyses.hstat import h_statistic
+from fastai_featimp.adapters.tabular.encode import encode_column_values as encode_values, raw_frame
+from fastai_featimp.plots.dependence import plot_partial_dependence, plot_ale, plot_h_statistic
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from fastai_featimp.all import FeatureInterpretation, make_demo_data
-from fastai_featimp.present.report import demo_report, REPORT_SECTIONS
+from fastai_featimp.present.demo_report import demo_report
+from fastai_featimp.present.html import REPORT_SECTIONS
 
 torch.set_num_threads(1)
 

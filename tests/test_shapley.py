@@ -89,7 +89,7 @@ def test_chunking_seed_and_outputs():
     g = torch.Generator().manual_seed(2)
     X, B = torch.randn(7, 4, generator=g), torch.randn(30, 4, generator=g)
     a = shapley_values(net, X, B, method='permutation', n_permutations=8, seed=4, progress=False)
-    b = shapley_values(net, X, B, method='permutation', n_permutations=8, seed=4, chunk_rows=31, progress=False)
+    b = shapley_values(net, X, B, method='permutation', n_permutations=8, seed=4, bs=31, progress=False)
     c = shapley_values(net, X, B, method='permutation', n_permutations=8, seed=5, progress=False)
     np.testing.assert_allclose(a.attribution, b.attribution, atol=1e-12)
     assert not np.allclose(a.attribution, c.attribution)

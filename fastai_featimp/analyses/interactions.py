@@ -47,10 +47,9 @@ def double_permutation(predict, # model: a callable or `nn.Module` on the input 
                        seed:int|None=None, # seed (None: fresh, kept in `attrs['seed']`)
                        max_rows:int|None=None, # score a seeded random subsample of this many rows
                        higher_is_better:bool|None=None, # direction of `score`
-                       chunk_rows:int|None=None, # rows per forward pass
+                       bs:int|None=None, # rows per forward pass
                        device=None, # where to run (default: the module's device)
                        progress:bool=True, # show a progress bar
-                       plot:bool=False, # also draw `plot_interactions`
                       )->pd.DataFrame:
     "Importance of every pair of features permuted jointly, and `interaction = imp(ab) - imp(a) - imp(b)`."
     if target is None: raise ValueError("double permutation needs `target` (labels) to score against.")
@@ -62,7 +61,7 @@ def double_permutation(predict, # model: a callable or `nn.Module` on the input 
     features = resolve_features(features)
     scorer = Scorer(score if score is not None else mean_squared_error, higher_is_better=higher_is_better)
     def run(fs):   # every stage draws the same permutations (the plan depends on the seed only): common random numbers
-        base, sc = permutation_scores(model, inputs, target, scorer, fs, n_repeats, seed, chunk_rows, progress)
+        base, sc = permutation_scores(model, inputs, target, scorer, fs, n_repeats, seed, bs, progress)
         return base, scorer.importance(sc, base)
     with eval_mode(predict):
         if cols is None:
@@ -82,9 +81,6 @@ def double_permutation(predict, # model: a callable or `nn.Module` on the input 
     dp = pair_table([f.name for f in chosen], single, joint, pairs,
                     attrs=dict(method='double_permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
                                baseline=float(base), n_repeats=n_repeats, seed=seed, n_rows=len(inputs[0])))
-    if plot:
-        from fastai_featimp.present.plots import plot_interactions
-        plot_interactions(dp)
     return dp
 
 # %% ../../nbs/12_analyses.interactions.ipynb #a440f012

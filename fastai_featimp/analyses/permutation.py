@@ -18,7 +18,7 @@ from ..core.permutations import repeat_permutation
 from ..core.scoring import Scorer, mean_squared_error
 from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se
 from ..adapters.tensors import prepare_inputs
-from ..present.tables import importance_table, output_table
+from ..core.tables import importance_table, output_table
 
 # %% auto #0
 __all__ = ['row_scorer', 'permutation_scores', 'per_output_scorer', 'per_output_rows', 'adaptive_settled',
@@ -70,10 +70,10 @@ class _Tally:
         if self._idx is not None: return self._idx[b]
         return torch.randint(self.n, (self.n,), generator=derived_generator(self.seed, 'bootstrap', b)).to(dev)
 
-    def _boot_scores(self, preds, bs):
+    def _boot_scores(self, preds, boots):
         take = lambda t, i: tuple(x[i] for x in t) if isinstance(t, tuple) else t[i]
         return {b: np.asarray(self.scorer(preds[i], take(self.target, i)), dtype=float)
-                for b, i in ((b, self._boot_index(b, preds.device)) for b in bs)}
+                for b, i in ((b, self._boot_index(b, preds.device)) for b in boots)}
 
     def baseline(self, preds):
         self.base = np.asarray(self.scorer(preds, self.target), dtype=float)
@@ -115,7 +115,7 @@ class _Tally:
         return self
 
 
-def _run_permutations(predict, inputs, features, pairs, seed, strata, chunk_rows, progress, tally, baseline=True):
+def _run_permutations(predict, inputs, features, pairs, seed, strata, bs, progress, tally, baseline=True):
     "Run the baseline (optionally) and the jobs `(feature index, repeat)` through the engine, feeding `tally`."
     n, dev = len(inputs[0]), inputs[0].device
     strata, shared = strata or {}, {}
@@ -129,7 +129,7 @@ def _run_permutations(predict, inputs, features, pairs, seed, strata, chunk_rows
     jobs, meta = ([Job()], [None]) if baseline else ([], [])
     for k, (f, r) in enumerate(pairs):
         p = perm(f, r); jobs.append(Job(features[f].columns, p)); meta.append((f, p, last[f] == k, r))
-    it = predict_jobs(predict, inputs, jobs, chunk_rows)
+    it = predict_jobs(predict, inputs, jobs, bs)
     if progress: it = progress_bar(it, total=len(jobs), leave=False)
     for j, preds in it:
         if meta[j] is None: tally.baseline(preds)
@@ -144,7 +144,7 @@ def permutation_scores(predict, # callable on the input tensors (already in eval
                        features, # list of `Feature` to permute
                        n_repeats:int=5, # permutations per feature
                        seed:int=0, # seed of the permutations (see `core.permutations`)
-                       chunk_rows:int|None=None, # rows per forward pass
+                       bs:int|None=None, # rows per forward pass
                        progress:bool=True, # show a fastprogress bar
                        strata:dict|None=None, # feature name -> stratum id per row: permute only within strata
                        repeats=None, # the repeat numbers to draw (default `range(n_repeats)`)
@@ -154,7 +154,7 @@ def permutation_scores(predict, # callable on the input tensors (already in eval
     repeats = list(range(n_repeats)) if repeats is None else list(repeats)
     tally = _Tally(scorer, target, len(inputs[0]))
     _run_permutations(predict, inputs, features, [(f, r) for f in range(len(features)) for r in repeats], seed, strata,
-                      chunk_rows, progress, tally)
+                      bs, progress, tally)
     perm = np.stack([np.stack(tally.scores[f]) for f in range(len(features))]) if features else np.zeros((0, len(repeats)))
     return tally.base if tally.base.ndim else float(tally.base), perm
 
@@ -209,10 +209,9 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
                            seed:int|None=None, # seed of the permutations (None: fresh, reported in `attrs['seed']`)
                            max_rows:int|None=None, # score a seeded random subsample of this many rows
                            higher_is_better:bool|None=None, # direction of `score` (default: from its name)
-                           chunk_rows:int|None=None, # rows per forward pass (default: 8,192 on CPU, from free memory on a GPU)
+                           bs:int|None=None, # rows per forward pass (default: 8,192 on CPU, from free memory on a GPU)
                            device=None, # where to run (default: the module's device, else the inputs')
                            progress:bool=True, # show a progress bar
-                           plot:bool=False, # also draw `plot_importance`
                            strata:dict|None=None, # feature name -> stratum id per row: conditional permutation
                            feature_axis:int=-1, # axis of the features in each input (3-D: samples x time x features)
                            per_output:bool=False, # score each output column separately: a feature x output table
@@ -251,7 +250,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
         while True:
             pairs = [(f, r) for f in range(F) for r in range(counts[f], want[f])]
             if not pairs and rounds: break
-            _run_permutations(model, inputs, features, pairs, seed, strata, chunk_rows, progress, tally, baseline=rounds == 0)
+            _run_permutations(model, inputs, features, pairs, seed, strata, bs, progress, tally, baseline=rounds == 0)
             counts, rounds = list(want), rounds + 1
             if not auto: break
             done = adaptive_settled([scorer.importance(np.array(tally.scores[f]), tally.base) for f in range(F)], tol)
@@ -282,7 +281,4 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     fi = importance_table([f.name for f in features], [f.kind for f in features], imp, [f.members for f in features],
                           attrs=dict(attrs, baseline=float(base), permuted_scores={f.name: [float(v) for v in tally.scores[i]] for i, f in enumerate(features)}),
                           ci=ci, interval=label, show_repeats=auto)
-    if plot:
-        from fastai_featimp.present.plots import plot_importance
-        plot_importance(fi)
     return fi

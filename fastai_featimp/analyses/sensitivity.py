@@ -16,7 +16,7 @@ from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from ..adapters.tensors import prepare_inputs
 from .permutation import permutation_importance
-from ..present.tables import importance_table, output_table
+from ..core.tables import importance_table, output_table
 
 # %% auto #0
 __all__ = ['sensitivity_scores', 'feature_sensitivity', 'reconstruction_importance']
@@ -47,10 +47,10 @@ def _jobs(features, inputs, n_repeats, seed, method, noise_scale, noise_units):
     return jobs, used
 
 def sensitivity_scores(model, inputs, features, n_repeats, seed, method='permute', noise_scale=0.2, noise_units='std',
-                       output=None, chunk_rows=None, progress=True):
+                       output=None, bs=None, progress=True):
     "Per feature, repeat and output: RMS and mean absolute change of the model's output; the method used per feature."
     jobs, used = _jobs(features, inputs, n_repeats, seed, method, noise_scale, noise_units)
-    it = predict_jobs(model, inputs, jobs, chunk_rows)
+    it = predict_jobs(model, inputs, jobs, bs)
     if progress: it = progress_bar(it, total=len(jobs), leave=False)
     base, rms, mabs = None, [], []
     for j, p in it:
@@ -79,10 +79,9 @@ def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) o
                         output_names=None, # names of the output columns (per_output tables)
                         per_output:bool=False, # a feature x output table instead of one row per feature
                         normalize:bool=False, # add `share`: sensitivity divided by its sum over features
-                        chunk_rows:int|None=None, # rows per forward pass
+                        bs:int|None=None, # rows per forward pass
                         device=None, # where to run (default: the module's device)
                         progress:bool=True, # show a progress bar
-                        plot:bool=False, # draw the bar chart (or the heatmap with `per_output`)
                        )->pd.DataFrame:
     "Label-free sensitivity: RMS change of the model output when each feature is permuted or perturbed by noise."
     _check_method(method, noise_units)
@@ -94,7 +93,7 @@ def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) o
     features = resolve_features(features, groups, cols)
     with eval_mode(predict):
         rms, mabs, used = sensitivity_scores(model, inputs, features, n_repeats, seed, method, noise_scale, noise_units,
-                                             output, chunk_rows, progress)
+                                             output, bs, progress)
     attrs = dict(method=f'sensitivity ({method})', noise_scale=noise_scale if method == 'noise' else None,
                  noise_units=noise_units if method == 'noise' else None, n_repeats=n_repeats, seed=seed,
                  n_rows=len(inputs[0]), n_outputs=rms.shape[2])
@@ -103,18 +102,12 @@ def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) o
         if output_names is not None and len(output_names) != rms.shape[2]:
             raise ValueError(f"output_names has {len(output_names)} names but the model has {rms.shape[2]} outputs.")
         tbl = output_table(names, kinds, rms, attrs, output_names, value_name='sensitivity')
-        if plot:
-            from fastai_featimp.present.plots import plot_output_matrix
-            plot_output_matrix(tbl, value='sensitivity')
         return tbl
     overall = np.sqrt((rms**2).mean(2))   # RMS over all outputs, per feature and repeat
     tbl = importance_table(names, kinds, overall, [f.members for f in features], attrs, value_name='sensitivity')
     m = dict(zip(names, mabs.mean((1, 2)))); u = dict(zip(names, used))
     tbl.insert(2, 'method', tbl.feature.map(u)); tbl['mean_abs_change'] = tbl.feature.map(m)
     if normalize: tbl['share'] = tbl.sensitivity / tbl.sensitivity.sum()
-    if plot:
-        from fastai_featimp.present.plots import plot_importance
-        plot_importance(tbl, value='sensitivity')
     return tbl
 
 # %% ../../nbs/15_analyses.sensitivity.ipynb #f2d4b3a9
@@ -126,7 +119,6 @@ def reconstruction_importance(model, # an autoencoder: inputs (n, k) -> reconstr
                               exclude_self:bool=True, # summarise over the other columns' reconstructions only
                               max_rows:int|None=None, # use a seeded random subsample
                               progress:bool=True, # show a progress bar
-                              plot:bool=False, # draw the per-output heatmap of the error change
                              )->pd.DataFrame:
     "Per feature: change in reconstruction (RMS) and in reconstruction error (MSE) of the other columns, with shares."
     kw = dict(feature_names=feature_names, n_repeats=n_repeats, seed=resolve_seed(seed), max_rows=max_rows, progress=progress)
@@ -144,7 +136,4 @@ def reconstruction_importance(model, # an autoencoder: inputs (n, k) -> reconstr
                         'error_change': er, 'error_share': er / er.sum() if er.sum() != 0 else np.nan})
     out = out.sort_values('error_change', ascending=False, kind='stable').reset_index(drop=True)
     out.attrs.update(dict(method='reconstruction', exclude_self=exclude_self, n_repeats=n_repeats, seed=kw['seed']))
-    if plot:
-        from fastai_featimp.present.plots import plot_output_matrix
-        plot_output_matrix(err.assign(output=err.output.map(dict(zip(outs, names))) if len(outs) == len(names) else err.output), 'importance')
     return out

@@ -15,7 +15,7 @@ from ..core.checks import check_choice, resolve_seed, derived_generator
 from ..core.engine import CoalitionJob, coalition_owners, predict_jobs, eval_mode, output_width
 from ..core.features import resolve_features, default_features
 from ..adapters.tensors import to_tensor, model_device, check_finite
-from ..present.tables import importance_table
+from ..core.tables import importance_table
 
 # %% auto #0
 __all__ = ['MAX_EXACT_FEATURES', 'coalition_masks', 'shapley_weights', 'coalition_values', 'choose_method', 'shapley_table',
@@ -46,7 +46,7 @@ def coalition_values(predict, # model: callable on the input tensors (in eval mo
                      background, # tuple of tensors: the background rows (same shapes after axis 0)
                      features, # list of `Feature`: the players
                      coalitions, # list, one per explained row, of (C_r, M) bool tensors: the coalitions to evaluate
-                     chunk_rows:int|None=None, # model rows per forward pass (default: `default_chunk_rows`)
+                     bs:int|None=None, # model rows per forward pass (default: `default_bs`)
                      progress:bool=False, # show a progress bar over rows
                     )->list:
     "Interventional coalition values `v(S) = mean over background b of f(x_S, b_rest)`: one float64 (C_r, n_outputs) tensor per row."
@@ -54,7 +54,7 @@ def coalition_values(predict, # model: callable on the input tensors (in eval mo
     background = tuple(b.to(device=x.device, dtype=x.dtype) for b, x in zip(background, inputs))
     jobs = [CoalitionJob(r, c, background, owners, unowned) for r, c in enumerate(coalitions)]
     out = [None] * len(jobs)
-    it = predict_jobs(predict, inputs, jobs, chunk_rows)
+    it = predict_jobs(predict, inputs, jobs, bs)
     if progress: it = progress_bar(it, total=len(jobs), leave=False)
     for j, v in it: out[j] = v.cpu()
     return out
@@ -161,7 +161,7 @@ def explain_rows(predict, # model with its activation, on tensors (in eval mode)
                  output_names, # names of all outputs (None: 0, 1, ...)
                  row_ids, # labels of the explained rows
                  values, # (R, M) object array: each feature's value in each row
-                 chunk_rows:int|None, # model rows per forward pass
+                 bs:int|None, # model rows per forward pass
                  progress:bool, # show a progress bar
                  attrs:dict, # settings stored in the table's attrs
                 )->pd.DataFrame:
@@ -170,7 +170,7 @@ def explain_rows(predict, # model with its activation, on tensors (in eval mode)
     if output_names is None: output_names = list(range(n_out))
     elif len(output_names) != n_out: raise ValueError(f"output_names has {len(output_names)} names but the model has {n_out} outputs.")
     _select_outputs(outputs, torch.zeros(1, n_out), output_names)
-    kw = dict(chunk_rows=chunk_rows, progress=progress)
+    kw = dict(bs=bs, progress=progress)
     with eval_mode(predict):
         res = (_exact(predict, inputs, background, features, **kw) if method == 'exact' else
                _permutation(predict, inputs, background, features, n_permutations, seed, **kw))
@@ -212,7 +212,7 @@ def shapley_values(predict, # model: a callable or `nn.Module` on the input tens
                    output_names=None, # names of the outputs (default: 0, 1, ...)
                    activation=None, # applied to the model's output before explaining (e.g. `partial(torch.softmax, dim=-1)`)
                    seed:int|None=None, # seed of the sampled orders (None: fresh, kept in `attrs['seed']`)
-                   chunk_rows:int|None=None, # model rows per forward pass (default: `default_chunk_rows`: 8,192 on CPU, from free memory on a GPU)
+                   bs:int|None=None, # model rows per forward pass (default: `default_bs`: 8,192 on CPU, from free memory on a GPU)
                    device=None, # where to run (default: the module's device, else the inputs')
                    progress:bool=True, # show a progress bar
                    row_ids=None, # labels of the explained rows (default: 0..n-1)
@@ -239,7 +239,7 @@ def shapley_values(predict, # model: a callable or `nn.Module` on the input tens
     model = predict if activation is None else (lambda *x: activation(predict(*x)))
     with eval_mode(predict):
         return explain_rows(model, inputs, background, features, method=method, n_permutations=n_permutations, seed=seed,
-                            outputs=outputs, output_names=output_names, row_ids=row_ids, values=values, chunk_rows=chunk_rows,
+                            outputs=outputs, output_names=output_names, row_ids=row_ids, values=values, bs=bs,
                             progress=progress, attrs=dict(seed=seed))
 
 # %% ../../nbs/14_analyses.shapley.ipynb #8ce3f1cd

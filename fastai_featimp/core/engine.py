@@ -14,8 +14,8 @@ from .checks import check_int
 
 # %% auto #0
 __all__ = ['GPU_MAX_CHUNK_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob', 'model_input_dtype',
-           'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator', 'default_chunk_rows', 'as_inputs',
-           'forward', 'output_width', 'predict_jobs']
+           'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator', 'default_bs', 'as_inputs', 'forward',
+           'output_width', 'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def settle_cpu_allocator():
 
 def _dtype_bytes(dtype): return torch.empty((), dtype=dtype).element_size()   # torch.dtype.itemsize needs torch >= 2.1
 
-def default_chunk_rows(inputs, # tuple of input tensors, rows on axis 0
+def default_bs(inputs, # tuple of input tensors, rows on axis 0
                        budget_bytes:int=256*2**20, # rough budget for the inputs of one forward pass (CPU)
                        predict=None, # the model, to estimate its activations on a GPU
                       )->int:
@@ -222,17 +222,17 @@ def output_width(predict, # callable taking the input tensors
 def predict_jobs(predict, # callable taking the input tensors, returning a tensor with rows on axis 0
                  inputs, # tensor or tuple of tensors, rows on axis 0, already on the model's device
                  jobs, # list of `Job` / `CoalitionJob`
-                 chunk_rows:int|None=None, # model rows per forward pass (default: `default_chunk_rows`)
+                 bs:int|None=None, # model rows per forward pass (default: `default_bs`)
                 ):
     "Yield `(job index, output)` for every job, packing several jobs into one forward pass when they are small."
     inputs = as_inputs(inputs)
     n = len(inputs[0])
     if any(len(x) != n for x in inputs): raise ValueError(f"inputs have different numbers of rows: {[len(x) for x in inputs]}.")
     if n == 0: raise ValueError("inputs have no rows: there is nothing to evaluate.")
-    chunk_rows = check_int(chunk_rows, 'chunk_rows', min=1, none_ok=True) or default_chunk_rows(inputs, predict=predict)
+    bs = check_int(bs, 'bs', min=1, none_ok=True) or default_bs(inputs, predict=predict)
     if not jobs: return
     if inputs[0].device.type == 'cpu': settle_cpu_allocator()
-    cap = max([chunk_rows] + [j.unit for j in jobs])
+    cap = max([bs] + [j.unit for j in jobs])
     with torch.inference_mode():
         bufs = [torch.empty((cap, *x.shape[1:]), dtype=model_input_dtype(x.dtype), device=x.device) for x in inputs]
     outs, batch, rows = {}, [], 0

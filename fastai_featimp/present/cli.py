@@ -18,8 +18,8 @@ SHOW_COLUMNS = ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'in
 
 def _write_outputs(fi, out, title=None):
     import matplotlib.pyplot as plt
-    from fastai_featimp.present.tables import save_importance_csv
-    from fastai_featimp.present.plots import plot_importance
+    from fastai_featimp.core.tables import save_importance_csv
+    from fastai_featimp.plots.importance import plot_importance
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     csv = save_importance_csv(fi, out / 'importance.csv')
     ax = plot_importance(fi, title=title)
@@ -61,7 +61,7 @@ def demo(out:str='featimp_out', # folder for importance.csv and importance.png
     t_start = time.perf_counter()   # before importing torch and fastai: the time in all is what a user waits
     import fastai_featimp.interpretation  # noqa: F401 (patches Learner.feature_importance)
     check_out(out)
-    from fastai_featimp.retrain.executor import torch_threads
+    from fastai_featimp.core.state import torch_threads
     with torch_threads(1): return _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start)
 
 def _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start):
@@ -80,7 +80,7 @@ def _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start):
     print(f"importance computed in {t2 - t1:.2f} s; wrote {csv} and {png}")
     if report:
         import os, torch
-        from fastai_featimp.present.report import demo_report
+        from fastai_featimp.present.demo_report import demo_report
         print('writing the report: retrains for the fold view and the method comparison (counted below), then every analysis ...')
         path = demo_report(Path(out) / 'report.html', task, rows, epochs, seed, n_repeats=repeats, learn=learn, test_df=test_df,
                            importance=fi, progress=progress, extra_timings={'training the demo learner': t1 - t0, 'permutation importance': t2 - t1})

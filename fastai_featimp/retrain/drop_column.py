@@ -6,13 +6,13 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/retrain.drop_column.html.m
 
 # %% ../../nbs/41_retrain.drop_column.ipynb #2b14fe9d
 from __future__ import annotations
-import json, time
-from pathlib import Path
+import time
 import numpy as np
 import pandas as pd
 from ..core.checks import check_int, as_names, resolve_seed
-from ..core.scoring import Scorer, is_lower_better, metric_name, how_much_worse
-from .recipe import RetrainRecipe, retrain_score, retrain_importance
+from ..core.scoring import Scorer, is_lower_better, how_much_worse
+from .recipe import RetrainRecipe, retrain_evaluate
+from .cache import ResultCache, metric_key
 from .executor import RetrainExecutor
 
 # %% auto #0
@@ -33,51 +33,11 @@ def embedding_report(fi:pd.DataFrame # a table from `learn.feature_importance()`
     return cat
 
 # %% ../../nbs/41_retrain.drop_column.ipynb #695505de
-def _cache_load(path, meta, what='drop_column_importance'):
-    if path is None: return {}
-    p = Path(path)
-    if p.is_dir(): raise ValueError(f"cache {str(p)!r} is a directory: give the path of a JSON file (e.g. 'drop_cache.json').")
-    if not p.exists(): return {}
-    try: d = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"cache {str(p)!r} cannot be read as a cache file ({type(e).__name__}: {e}); delete it or use another path.") from None
-    if not isinstance(d, dict) or not isinstance(d.get('scores'), dict):
-        raise ValueError(f"cache {str(p)!r} is not a cache file of {what}; delete it or use another path.")
-    if d.get('meta') != meta:
-        raise ValueError(f"cache {str(p)!r} was written for other settings ({d.get('meta')}); use another cache file.")
-    return d['scores']
-
-def _cache_save(path, meta, scores):
-    if path is None: return
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + '.tmp'); tmp.write_text(json.dumps({'meta': meta, 'scores': scores}, indent=1)); tmp.replace(p)
-    except OSError as e: raise ValueError(f"cannot write the cache {str(p)!r}: {e}. Choose a writable path.") from None
-
-def _check_cache_writable(path):
-    if path is None: return
-    p = Path(path)
-    if p.is_dir(): raise ValueError(f"cache {str(p)!r} is a directory: give the path of a JSON file (e.g. 'drop_cache.json').")
-    probe = p.with_name(p.name + '.probe')
-    try: p.parent.mkdir(parents=True, exist_ok=True); probe.write_text('{}'); probe.unlink()
-    except OSError as e: raise ValueError(f"cannot write the cache {str(p)!r}: {e}. Choose a writable path.") from None
-
-def _metric_key(metric):
-    "A name for `metric` that is the same in every process (a function's name, not its address)."
-    if metric is None: return 'loss'
-    return metric if isinstance(metric, str) else metric_name(metric)
-
 def _higher_is_better(metric):
     "Direction of `metric` without a learner (the loss is lower-is-better)."
     if metric is None or metric in ('loss', 'valid_loss'): return False
     if isinstance(metric, str): return not is_lower_better(metric)
     return Scorer(metric).higher_is_better
-
-def _check_test_df(recipe, test_df):
-    if not isinstance(test_df, pd.DataFrame) or len(test_df) == 0: raise ValueError("test_df must be a non-empty labelled DataFrame.")
-    missing = [c for c in recipe.features() + list(recipe.y_names) if c not in test_df.columns]
-    if missing: raise ValueError(f"test_df lacks column(s) {missing} needed to score the retrained models.")
 
 def _drop_sets(recipe, cols, groups):
     sets = {}
@@ -112,22 +72,22 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
         raise TypeError(f"recipe must be a RetrainRecipe, got {type(recipe).__name__}" +
                         (": build one with RetrainRecipe.from_learner(learn, train_df)." if hasattr(recipe, 'dls') else "."))
     n_seeds = check_int(n_seeds, 'n_seeds (the noise floor needs a spread of at least 2 retrains)', min=2)
-    _check_test_df(recipe, test_df)
+    recipe.check_test_rows(test_df)
     recipe.check()
     sets = _drop_sets(recipe, cols, groups)
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
     meta = dict(features=recipe.features(), epochs=recipe.epochs, lr=recipe.lr, seed=seed, n_test=len(test_df),
-                metric=_metric_key(metric))
-    scores = _cache_load(cache, meta)
-    _check_cache_writable(cache)
+                metric=metric_key(metric))
+    store = ResultCache(cache, meta, 'drop_column_importance')
+    scores = store.load(); store.check_writable()
     todo = [(f'full@{seed + k}', dict(drop=[], seed=seed + k)) for k in range(n_seeds)] + \
            [(f'drop:{n}@{seed}', dict(drop=list(s), seed=seed)) for n, s in sets.items()]
     left = [t for t in todo if t[0] not in scores]
     direction, start = None, time.perf_counter()
-    for i, (key, res) in enumerate(ex.map(retrain_score, [(k, dict(kw, metric=metric)) for k, kw in left], (recipe, test_df), progress)):
+    for i, (key, res) in enumerate(ex.map(retrain_evaluate, [(k, dict(kw, metric=metric)) for k, kw in left], (recipe, test_df), progress)):
         scores[key], direction = res['score'], res['higher_is_better']
-        _cache_save(cache, meta, scores)
+        store.save(scores)
         if i == 0 and verbose:
             per, par = time.perf_counter() - start, ex.parallelism
             print(f"{len(left)} retrains to do ({n_seeds} full-model seeds + {len(sets)} dropped features"
@@ -164,7 +124,7 @@ def embedding_size_comparison(recipe:RetrainRecipe, # how to retrain
                              )->pd.DataFrame:
     "Permutation importance of the original and of capped / equal-width retrains, side by side, with rank changes."
     recipe.check()
-    _check_test_df(recipe, test_df)
+    recipe.check_test_rows(test_df)
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
     imp = dict(n_repeats=n_repeats, seed=seed)
@@ -173,7 +133,7 @@ def embedding_size_comparison(recipe:RetrainRecipe, # how to retrain
     if equal is not None: variants[f'equal{equal}'] = dict(emb_equal=equal, seed=seed)
     tabs = {}
     if learn is not None: tabs['original'] = learn.feature_importance(df=test_df, metric=metric, progress=False, **imp)
-    tabs.update(ex.map(retrain_importance, [(k, dict(kw, metric=metric, importance=imp)) for k, kw in variants.items()],
+    tabs.update((k, r['table']) for k, r in ex.map(retrain_evaluate, [(k, dict(kw, metric=metric, importance=imp)) for k, kw in variants.items()],
                        (recipe, test_df), progress))
     tabs = {k: tabs[k].set_index('feature') for k in ['original'] + [k for k in variants if k != 'original']}
     base = tabs['original']

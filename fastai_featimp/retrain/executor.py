@@ -7,27 +7,17 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/retrain.executor.html.md""
 # %% ../../nbs/42_retrain.executor.ipynb #ee00c5ee
 from __future__ import annotations
 import concurrent.futures as cf
-import contextlib, re
-import torch
+import re
 from fastprogress.fastprogress import progress_bar
 from ..core.checks import check_int
+from ..core.state import torch_threads
 
 # %% auto #0
-__all__ = ['RAY_MIN_VERSION', 'RAY_INSTALL', 'torch_threads', 'import_ray', 'RetrainExecutor']
+__all__ = ['RAY_MIN_VERSION', 'RAY_INSTALL', 'import_ray', 'RetrainExecutor']
 
 # %% ../../nbs/42_retrain.executor.ipynb #6a30fd94
 RAY_MIN_VERSION = (2, 10)
 RAY_INSTALL = 'pip install "fastai_featimp[ray]"  (or: pip install -U "ray>=2.10")'
-
-@contextlib.contextmanager
-def torch_threads(n:int|None # torch threads inside the block (None: leave the setting alone)
-                 ):
-    "Run the block with `n` torch intra-op threads, restoring the caller's setting afterwards."
-    if n is None: yield; return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
 
 def import_ray():
     "The `ray` module, or an ImportError that says how to install it (missing, or older than 2.10)."

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 from fastprogress.fastprogress import progress_bar
 from ..core.checks import check_int, resolve_seed
-from .recipe import RetrainRecipe, retrain_importance, _check_valid_idx
+from .recipe import RetrainRecipe, retrain_evaluate, check_valid_idx
 from .executor import RetrainExecutor
 from ..interpretation import FeatureInterpretation
-from ..present.tables import combine_importance
+from ..core.tables import combine_importance
 
 # %% auto #0
-__all__ = ['kfold_rows', 'FoldImportance', 'cv_feature_importance']
+__all__ = ['kfold_rows', 'FoldImportance', 'fold_tasks', 'cv_feature_importance']
 
 # %% ../../nbs/43_retrain.folds.ipynb #a41ede00
 def kfold_rows(n:int, # rows
@@ -36,10 +36,14 @@ class FoldImportance(NamedTuple):
     combined: pd.DataFrame
     tables: list
 
-def _fold_tasks(recipe, folds, n_seeds):
+def fold_tasks(recipe:RetrainRecipe, # how to retrain
+               folds=None, # None (the recipe's `valid_idx`), an int k (seeded k-fold) or a list of validation-row lists
+               n_seeds:int=1, # seeds per fold
+              )->list:
+    "The retrain tasks `(key, train_kwargs)` of every fold and seed."
     if isinstance(folds, (int, np.integer)) and not isinstance(folds, bool): folds = kfold_rows(len(recipe.df), int(folds), recipe.seed)
     elif isinstance(folds, (list, tuple)) and folds and all(isinstance(v, (list, tuple, np.ndarray, range)) for v in folds):
-        folds = [_check_valid_idx(v, len(recipe.df), f'fold {i}') for i, v in enumerate(folds)]
+        folds = [check_valid_idx(v, len(recipe.df), f'fold {i}') for i, v in enumerate(folds)]
     else: raise TypeError(f"with a recipe, folds must be a number of folds (an int >= 2) or a list of validation-row lists, got {folds!r}.")
     seeds = [recipe.seed + j for j in range(n_seeds)]
     return [(f'{i}' if n_seeds == 1 else f'{i}@{s}', dict(valid_idx=list(v), seed=s)) for i, v in enumerate(folds) for s in seeds]
@@ -59,10 +63,10 @@ def cv_feature_importance(folds, # list of `(learner, held_out_df)` pairs; with 
     if recipe is not None:
         if not isinstance(recipe, RetrainRecipe): raise TypeError(f"recipe must be a RetrainRecipe, got {type(recipe).__name__}.")
         recipe.check()
-        tasks = _fold_tasks(recipe, folds, check_int(n_seeds, 'n_seeds', min=1))
+        tasks = fold_tasks(recipe, folds, check_int(n_seeds, 'n_seeds', min=1))
         ex = RetrainExecutor(executor, threads)
         metric = kwargs.pop('metric', None)
-        got = dict(ex.map(retrain_importance, [(k, dict(kw, metric=metric, importance=kwargs)) for k, kw in tasks], (recipe,), progress))
+        got = {k: r['table'] for k, r in ex.map(retrain_evaluate, [(k, dict(kw, metric=metric, importance=kwargs)) for k, kw in tasks], (recipe,), progress)}
         keys = [k for k, _ in tasks]
         tables = [got[k] for k in keys]
         labels = keys if labels is None else labels

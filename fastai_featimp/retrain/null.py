@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import torch
 from ..core.checks import check_int, check_choice, resolve_seed, derived_generator
-from .recipe import RetrainRecipe, retrain_importance
+from .recipe import RetrainRecipe, retrain_evaluate
 from .executor import RetrainExecutor
-from .drop_column import _cache_load, _cache_save, _check_cache_writable, _metric_key, _check_test_df
+from .cache import ResultCache, metric_key
 
 # %% auto #0
 __all__ = ['null_p_values', 'null_run', 'observed_run', 'null_importance']
@@ -51,13 +51,13 @@ def null_run(recipe:RetrainRecipe, # how to retrain
     perm = torch.randperm(len(test_df), generator=derived_generator(seed, 'null_test', k)).numpy()
     shuffled = test_df.copy()
     for c in recipe.y_names: shuffled[c] = test_df[c].to_numpy()[perm]
-    fi = retrain_importance(recipe, shuffled, metric=metric, importance=importance, seed=recipe.seed + 1 + k,
-                            shuffle_target=int(derived_generator(seed, 'null_train', k).initial_seed()))
+    fi = retrain_evaluate(recipe, shuffled, metric=metric, importance=importance or {}, seed=recipe.seed + 1 + k,
+                          shuffle_target=int(derived_generator(seed, 'null_train', k).initial_seed()))['table']
     return dict(zip(fi.feature, map(float, fi.importance)))
 
 def observed_run(recipe:RetrainRecipe, test_df:pd.DataFrame, metric=None, importance:dict|None=None)->dict:
     "The observed model (the recipe as it is): feature -> (importance, type)."
-    fi = retrain_importance(recipe, test_df, metric=metric, importance=importance)
+    fi = retrain_evaluate(recipe, test_df, metric=metric, importance=importance or {})['table']
     return {f: [float(v), t] for f, v, t in zip(fi.feature, fi.importance, fi['type'])}
 
 # %% ../../nbs/44_retrain.null.ipynb #d1774ae7
@@ -78,14 +78,14 @@ def null_importance(recipe:RetrainRecipe, # how to retrain
     if not isinstance(recipe, RetrainRecipe): raise TypeError(f"recipe must be a RetrainRecipe, got {type(recipe).__name__}.")
     n_null = check_int(n_null, 'n_null', min=2)
     check_choice(fit, 'fit', ('auto', 'normal', 'lognormal', 'gamma'))
-    recipe.check(); _check_test_df(recipe, test_df)
+    recipe.check(); recipe.check_test_rows(test_df)
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
     imp = dict(n_repeats=check_int(n_repeats, 'n_repeats', min=1), seed=seed, interval='repeats')
     meta = dict(features=recipe.features(), epochs=recipe.epochs, lr=recipe.lr, seed=seed, n_test=len(test_df),
-                metric=_metric_key(metric), n_repeats=n_repeats, observed='learn' if learn is not None else 'recipe')
-    done = _cache_load(cache, meta, 'null_importance')
-    _check_cache_writable(cache)
+                metric=metric_key(metric), n_repeats=n_repeats, observed='learn' if learn is not None else 'recipe')
+    store = ResultCache(cache, meta, 'null_importance')
+    done = store.load(); store.check_writable()
     if learn is not None and 'observed' not in done:
         fi = learn.feature_importance(df=test_df, metric=metric, progress=False, **imp)
         done['observed'] = {f: [float(v), t] for f, v, t in zip(fi.feature, fi.importance, fi['type'])}
@@ -94,7 +94,7 @@ def null_importance(recipe:RetrainRecipe, # how to retrain
     for key, res in ex.map(_dispatch, [(key, dict(fn=fn, kw=dict(kw, metric=metric, importance=imp))) for key, fn, kw in tasks],
                            (recipe, test_df), progress):
         done[key] = res
-        _cache_save(cache, meta, done)
+        store.save(done)
     obs = done['observed']
     feats = list(obs)
     null = np.array([[done[f'null{k}'][f] for k in range(n_null)] for f in feats])

@@ -15,15 +15,19 @@ from fastai.learner import Learner
 from fastai.tabular.core import Categorify, FillMissing, Normalize
 from fastai.tabular.model import emb_sz_rule
 from ..core.checks import check_int, check_number, as_names, derived_generator
-from ..adapters.tabular import LearnerSpec, retrain_facts
+from ..adapters.tabular.spec import LearnerSpec, retrain_facts
 from ..interpretation import FeatureInterpretation
-from ..demo import isolated_seed
+from ..core.state import isolated_seed
 
 # %% auto #0
-__all__ = ['RetrainRecipe', 'learner_score', 'retrain_score', 'retrain_importance']
+__all__ = ['check_valid_idx', 'RetrainRecipe', 'learner_score', 'held_out_rows', 'retrain_evaluate']
 
 # %% ../../nbs/40_retrain.recipe.ipynb #3fe63916
-def _check_valid_idx(valid_idx, n, name='valid_idx'):
+def check_valid_idx(valid_idx, # row positions of the validation rows
+                    n:int, # rows of the training frame
+                    name:str='valid_idx', # what they are called in messages
+                   )->list:
+    "`valid_idx` as a list of ints, checked: non-empty, in range, leaving rows to train on."
     v = list(valid_idx)
     if not v or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v) or min(v) < 0 or max(v) >= n:
         raise ValueError(f"{name} must be a non-empty list of row positions of df (ints in 0..{n - 1}), got {v[:5]}{' ...' if len(v) > 5 else ''}.")
@@ -68,11 +72,19 @@ class RetrainRecipe:
         if missing: raise ValueError(f"the recipe's df lacks column(s) {missing}; it has {list(self.df.columns)}.")
         unknown = [c for c in drop if c not in self.features()]
         if unknown: raise ValueError(f"unknown column(s) {unknown} to drop: the recipe's columns are {self.features()}.")
-        if self.valid_idx is not None: _check_valid_idx(self.valid_idx, len(self.df))
+        if self.valid_idx is not None: check_valid_idx(self.valid_idx, len(self.df))
         check_int(self.epochs, 'epochs', min=1); check_int(self.bs, 'bs', min=1); check_int(self.seed, 'seed', min=0)
         check_number(self.lr, 'lr', min=0, min_inclusive=False)
         if len(set(self.features()) - set(drop)) == 0: raise ValueError("dropping every column leaves nothing to train on.")
         return self
+
+    def check_test_rows(self, test_df:pd.DataFrame # labelled held-out rows
+                        )->pd.DataFrame:
+        "Raise a ValueError now if `test_df` cannot score the retrained models (empty, or lacking a column)."
+        if not isinstance(test_df, pd.DataFrame) or len(test_df) == 0: raise ValueError("test_df must be a non-empty labelled DataFrame.")
+        missing = [c for c in self.features() + list(self.y_names) if c not in test_df.columns]
+        if missing: raise ValueError(f"test_df lacks column(s) {missing} needed to score the retrained models.")
+        return test_df
 
     def emb_szs(self, cap:int|None=None, equal:int|None=None, drop=())->dict:
         "Embedding widths by fastai's rule from the data (levels + `#na#`), optionally capped or all equal."
@@ -94,7 +106,7 @@ class RetrainRecipe:
         drop = as_names(drop, 'drop', allow_empty=True)
         self.check(drop)
         seed = self.seed if seed is None else check_int(seed, 'seed', min=0)
-        valid_idx = self.valid_idx if valid_idx is None else _check_valid_idx(valid_idx, len(self.df))
+        valid_idx = self.valid_idx if valid_idx is None else check_valid_idx(valid_idx, len(self.df))
         df = self.df
         if shuffle_target is not None:
             perm = torch.randperm(len(df), generator=derived_generator(check_int(shuffle_target, 'shuffle_target', min=0), 'shuffle_target')).numpy()
@@ -128,26 +140,23 @@ def learner_score(learn, # a tabular learner
     return FeatureInterpretation.from_learner(learn, df=df).score(metric)
 
 # %% ../../nbs/40_retrain.recipe.ipynb #d9fd083f
-def _held_out(recipe, test_df, train_kwargs):
+def held_out_rows(recipe:RetrainRecipe, # how to retrain
+                  test_df:pd.DataFrame|None, # labelled held-out rows, or None
+                  train_kwargs:dict, # the arguments of `RetrainRecipe.train` (a fold's `valid_idx`)
+                 )->pd.DataFrame:
+    "The rows a retrained model is scored on: `test_df`, else the recipe's (or the fold's) validation rows."
     if test_df is not None: return test_df
     v = train_kwargs.get('valid_idx')
     return recipe.df.iloc[list(v) if v is not None else recipe.valid_rows()].reset_index(drop=True)
 
-def retrain_score(recipe:RetrainRecipe, # how to retrain
-                  test_df:pd.DataFrame|None=None, # labelled held-out rows (None: the model's validation rows)
-                  metric=None, # None (the loss), a name, a function or a fastai `Metric`
-                  **train_kwargs, # passed to `RetrainRecipe.train`: drop, emb_cap, emb_equal, seed, valid_idx, shuffle_target
-                 )->dict:
-    "Train by `recipe` with `train_kwargs` and score on held-out rows: `{'score': ..., 'higher_is_better': ...}`."
-    it = FeatureInterpretation.from_learner(recipe.train(**train_kwargs), df=_held_out(recipe, test_df, train_kwargs))
-    return dict(score=it.score(metric), higher_is_better=it.spec.scorer(metric).higher_is_better)
-
-def retrain_importance(recipe:RetrainRecipe, # how to retrain
-                       test_df:pd.DataFrame|None=None, # labelled held-out rows (None: the model's validation rows)
-                       metric=None, # None (the loss), a name, a function or a fastai `Metric`
-                       importance:dict|None=None, # arguments of `FeatureInterpretation.importance` (n_repeats, seed, ...)
-                       **train_kwargs, # passed to `RetrainRecipe.train`
-                      )->pd.DataFrame:
-    "Train by `recipe` with `train_kwargs`, then its permutation importance table on held-out rows."
-    it = FeatureInterpretation.from_learner(recipe.train(**train_kwargs), df=_held_out(recipe, test_df, train_kwargs))
-    return it.importance(metric=metric, **dict(dict(progress=False), **(importance or {})))
+def retrain_evaluate(recipe:RetrainRecipe, # how to retrain
+                     test_df:pd.DataFrame|None=None, # labelled held-out rows (None: the model's validation rows)
+                     metric=None, # None (the loss), a name, a function or a fastai `Metric`
+                     importance:dict|None=None, # arguments of `FeatureInterpretation.importance` (n_repeats, seed, ...); None: score only
+                     **train_kwargs, # passed to `RetrainRecipe.train`: drop, emb_cap, emb_equal, seed, valid_idx, shuffle_target
+                    )->dict:
+    "Train by `recipe` with `train_kwargs`, score on held-out rows: `{'score', 'higher_is_better'}`, plus `'table'` (importance) when asked."
+    it = FeatureInterpretation.from_learner(recipe.train(**train_kwargs), df=held_out_rows(recipe, test_df, train_kwargs))
+    out = dict(score=it.score(metric), higher_is_better=it.spec.scorer(metric).higher_is_better)
+    if importance is not None: out['table'] = it.importance(metric=metric, **dict(dict(progress=False), **importance))
+    return out

@@ -12,29 +12,14 @@ import numpy as np
 import pandas as pd
 from ..core.checks import check_int, check_choice, resolve_seed
 from ..core.scoring import how_much_worse
-from .recipe import RetrainRecipe, _held_out
+from .recipe import RetrainRecipe, retrain_evaluate, held_out_rows
 from .executor import RetrainExecutor
-from .folds import _fold_tasks
-from .drop_column import _check_test_df, _metric_key
-from ..interpretation import FeatureInterpretation
+from .folds import fold_tasks
+from .cache import metric_key
+from ..plots.importance import plot_selection
 
 # %% auto #0
-__all__ = ['retrain_score_importance', 'FeatureSelection', 'select_features']
-
-# %% ../../nbs/45_retrain.selection.ipynb #c0593eaf
-def retrain_score_importance(recipe:RetrainRecipe, # how to retrain
-                             test_df:pd.DataFrame|None=None, # labelled held-out rows (None: the model's validation rows)
-                             metric=None, # None (the loss), a name, a function or a fastai `Metric`
-                             importance:dict|None=None, # arguments of `FeatureInterpretation.importance`; None: score only
-                             **train_kwargs, # passed to `RetrainRecipe.train`
-                            )->dict:
-    "Train by `recipe`, then its score and (optionally) its permutation importance `{feature: value}` on held-out rows."
-    it = FeatureInterpretation.from_learner(recipe.train(**train_kwargs), df=_held_out(recipe, test_df, train_kwargs))
-    out = dict(score=it.score(metric), higher_is_better=it.spec.scorer(metric).higher_is_better)
-    if importance is not None:
-        fi = it.importance(metric=metric, **dict(dict(progress=False), **importance))
-        out['importance'] = dict(zip(fi.feature, map(float, fi.importance)))
-    return out
+__all__ = ['FeatureSelection', 'select_features']
 
 # %% ../../nbs/45_retrain.selection.ipynb #dc5c7043
 class FeatureSelection(NamedTuple):
@@ -43,14 +28,13 @@ class FeatureSelection(NamedTuple):
     history: pd.DataFrame
     def plot(self, ax=None):
         "Score against the number of features kept (`plot_selection`)."
-        from fastai_featimp.present.plots import plot_selection
         return plot_selection(self.history, ax=ax)
 
 def _eval_sets(recipe, test_df, folds, seed, n_seeds):
     "(key, train kwargs, rows) per evaluation set and seed: the recipe's split + test_df, or each fold."
     if folds is None:
         return [(f'@{seed + j}', dict(seed=seed + j), test_df) for j in range(n_seeds)]
-    return [(k, kw, None) for k, kw in _fold_tasks(dataclasses.replace(recipe, seed=seed), folds, n_seeds)]
+    return [(k, kw, None) for k, kw in fold_tasks(dataclasses.replace(recipe, seed=seed), folds, n_seeds)]
 
 def select_features(recipe:RetrainRecipe, # how to retrain
                     test_df:pd.DataFrame|None=None, # labelled held-out rows (needed unless `folds` is given)
@@ -74,7 +58,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
     recipe.check()
     if folds is None:
         if test_df is None: raise ValueError("pass test_df (labelled held-out rows) or folds= to score the retrained models.")
-        _check_test_df(recipe, test_df)
+        recipe.check_test_rows(test_df)
     n_seeds = check_int(n_seeds, 'n_seeds (the noise floor needs a spread of at least 2 retrains per model)', min=2)
     n_repeats = check_int(n_repeats, 'n_repeats', min=1)
     features = recipe.features()
@@ -115,7 +99,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
         rank = {f: worse(np.mean([r['score'] for r in run([f], first, None).values()]), full_score) for f in features}
     else:
         from fastai_featimp.retrain.null import null_importance
-        ref = test_df if test_df is not None else _held_out(recipe, None, sets[0][1])
+        ref = test_df if test_df is not None else held_out_rows(recipe, None, sets[0][1])
         ni = null_importance(recipe, ref, n_null=n_null, metric=metric, n_repeats=n_repeats, seed=seed, executor=ex, progress=progress)
         rank = {f: (-p, v) for f, p, v in zip(ni.feature, ni.p_value, ni.importance)}   # largest p first, then least important
     fl0 = floor()
@@ -136,7 +120,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
         kept.remove(cand); dropped.append(cand)
         if by == 'permutation': rank = _mean_importance(list(res.values()))
     history = pd.DataFrame(hist)
-    history.attrs.update(dict(method='select_features', by=by, metric=_metric_key(metric), higher_is_better=hib,
+    history.attrs.update(dict(method='select_features', by=by, metric=metric_key(metric), higher_is_better=hib,
                               full_score=full_score, noise_sd=float(np.sqrt(pooled[0] / pooled[1])), floor=floor(),
                               n_seeds=n_seeds, n_folds=K if folds is not None else 0, seed=seed, kept=kept, dropped=dropped,
                               n_retrains=len(memo)))
@@ -149,4 +133,7 @@ def _mean_importance(results):
     feats = results[0]['importance']
     return {f: float(np.mean([r['importance'][f] for r in results])) for f in feats}
 
-def _task(recipe, test_df=None, **kw): return retrain_score_importance(recipe, test_df, **kw)
+def _task(recipe, test_df=None, **kw):
+    r = retrain_evaluate(recipe, test_df, **kw)
+    if 'table' in r: t = r.pop('table'); r['importance'] = dict(zip(t.feature, map(float, t.importance)))
+    return r
