@@ -51,7 +51,7 @@ def demo_split(n:int=6000, # rows generated
 
 # %% ../nbs/09_demo.ipynb #18a40d6a
 def demo_learner(task:str='regression', # 'regression' or 'classification'
-                 n:int=6000, # rows generated; 60% train, 20% validation, 20% returned as a labelled test set
+                 *, n:int=6000, # rows generated; 60% train, 20% validation, 20% returned as a labelled test set
                  epochs:int=4, # epochs of `fit_one_cycle`
                  lr:float=1e-2, # maximum learning rate
                  seed:int=0, # seed for the data and the training

@@ -124,7 +124,7 @@ def feature_frame(self:FeatureInterpretation)->pd.DataFrame:
 
 @patch
 def correlations(self:FeatureInterpretation,
-                 plot:bool=False, # also draw the dendrogram
+                 *, plot:bool=False, # also draw the dendrogram
                  threshold:float=0.7, # cut drawn on the dendrogram (the `auto_groups` threshold)
                 )->pd.DataFrame:
     "0..1 association matrix of the features (Spearman / Cramér's V / eta) on the encoded columns, `_na` folded in."
@@ -166,7 +166,7 @@ def _finish(self:FeatureInterpretation, t:pd.DataFrame, kind:str|None=None, plot
 @patch
 def score(self:FeatureInterpretation,
           metric=None, # None (the loss), a name, a function, a fastai `Metric` or metric class
-          higher_is_better:bool|None=None, # override the metric's direction
+          *, higher_is_better:bool|None=None, # override the metric's direction
           bs:int|None=None, # rows per forward pass
          )->float:
     "The learner's score on the rows (loss or metric), as `learn.validate` computes it."
@@ -179,7 +179,7 @@ def score(self:FeatureInterpretation,
 @patch
 def importance(self:FeatureInterpretation,
                metric=None, # None (the loss), a name, a function, a fastai `Metric` or metric class
-               n_repeats:int|str=5, # permutations per feature, or 'auto' (adaptive, up to `max_repeats`)
+               *, n_repeats:int|str=5, # permutations per feature, or 'auto' (adaptive, up to `max_repeats`)
                groups=None, # list of names / lists of names, dict name -> list, or 'auto': permuted jointly
                cols=None, # names of the features scored alone (default: all not in a group)
                seed:int|None=None, # seed of the permutations (None: fresh, kept in `attrs['seed']`)
@@ -236,7 +236,7 @@ def importance(self:FeatureInterpretation,
 @patch
 def double_permutation(self:FeatureInterpretation,
                        cols=None, # the features to pair (default: the `top_k` most important)
-                       top_k:int=10, # with `cols=None`, pair the `top_k` most important features
+                       *, top_k:int=10, # with `cols=None`, pair the `top_k` most important features
                        metric=None, # None (the loss), a name, a function or a fastai `Metric`
                        n_repeats:int=5, # permutations per feature and pair
                        seed:int|None=None, # seed (None: fresh, kept in `attrs['seed']`)
@@ -305,7 +305,7 @@ def _column_grid(self:FeatureInterpretation, rows, col, explicit, grid_resolutio
 @patch
 def partial_dependence(self:FeatureInterpretation,
                        cols, # a column name, or a list of names (two for a 2-D partial dependence)
-                       grid=None, # explicit raw values: a list (one column) or a dict column -> values; wins over the rules
+                       *, grid=None, # explicit raw values: a list (one column) or a dict column -> values; wins over the rules
                        grid_resolution:int=20, # points of a continuous grid
                        percentiles=(0.05, 0.95), # range of a continuous grid
                        kind:str='average', # 'average' (PDP), 'individual' (ICE) or 'both'
@@ -326,23 +326,19 @@ def partial_dependence(self:FeatureInterpretation,
     sel, onames = self.spec.resolve_target(target)
     seed, inputs, rows = self._rows(max_rows, seed)
     per = [self._column_grid(rows, c, grids.get(c), grid_resolution, percentiles) for c in cols]
-    axes = [p[0] for p in per]
-    values = np.concatenate([p[1][ix] for p, ix in zip(per, pdp_.grid_product_index([len(a) for a in axes]))], 1)
-    set_cols = tuple(ic for p in per for ic in p[2])
     with eval_mode(self.model):
-        res = pdp_.grid_predictions(self.spec.predict, inputs, set_cols, values, individual=kind != 'average', bs=bs, progress=progress)
-    avg, ice = (res, None) if kind == 'average' else res
-    t = pdp_.pd_table(cols, axes, _output_names(onames, cols), avg[:, sel], None if ice is None else ice[..., sel], kind, centered, rows,
-                      attrs=dict(method='partial_dependence', kinds=[p[3] for p in per], task=self.spec.task, target=target,
-                                 grid_resolution=grid_resolution, percentiles=percentiles, n_rows=len(rows), seed=seed,
-                                 activation=self.spec.activation_name, distribution={c: p[4] for c, p in zip(cols, per)}))
+        t = pdp_.grid_dependence(self.spec.predict, inputs, [ic for p in per for ic in p[2]], [p[0] for p in per], [p[1] for p in per],
+                                 cols, sel, _output_names(onames, cols), kind=kind, centered=centered, rows=rows, bs=bs, progress=progress,
+                                 attrs=dict(method='partial_dependence', kinds=[p[3] for p in per], task=self.spec.task, target=target,
+                                            grid_resolution=grid_resolution, percentiles=percentiles, n_rows=len(rows), seed=seed,
+                                            activation=self.spec.activation_name, distribution={c: p[4] for c, p in zip(cols, per)}))
     t.attrs['outputs'] = _output_names(onames, cols)
     return self._finish(t, 'partial_dependence', plot)
 
 @patch
 def ale(self:FeatureInterpretation,
         col:str, # the column
-        n_bins:int=20, # quantile bins of a continuous column
+        *, n_bins:int=20, # quantile bins of a continuous column
         target=None, # classifier: class(es) to report (default: the positive class if binary, else all)
         max_rows:int|None=None, # use a seeded random subsample of this many rows
         seed:int|None=None, # seed of the subsample
@@ -358,17 +354,13 @@ def ale(self:FeatureInterpretation,
     set_cols, kind = encoded_columns(self.spec, col)
     with eval_mode(self.model):
         if kind == 'continuous':
-            edges, bins = ale_.ale_bins(self.raw_column(col).iloc[rows].to_numpy(np.float64), n_bins)
-            f, cnt = ale_.ale_continuous(self.spec.predict, inputs, set_cols, encode_column_values(self.spec, col, edges), bins, bs)
-            axis, cnt = edges, np.r_[0, cnt]
+            axis, f, cnt = ale_.ale_curve(self.spec.predict, inputs, set_cols, kind, self.raw_column(col).iloc[rows].to_numpy(np.float64), n_bins=n_bins,
+                                          encode=lambda edges: encode_column_values(self.spec, col, edges), bs=bs)
         else:
-            codes = self.data.x_cat[rows, set_cols[0][1]].numpy()
-            levels, pos = np.unique(codes, return_inverse=True)
             fr = self.feature_frame()
-            order = ale_.order_levels(pos, fr.iloc[rows].drop(columns=col).reset_index(drop=True), fr.attrs['kinds'])
-            rank = np.empty_like(order); rank[order] = np.arange(len(order))
-            f, cnt = ale_.ale_categorical(self.spec.predict, inputs, set_cols, levels[order][:, None].astype(np.float64), rank[pos], bs)
-            axis = np.asarray([self.spec.vocabs[col][k] for k in levels[order]], dtype=object)
+            codes, f, cnt = ale_.ale_curve(self.spec.predict, inputs, set_cols, kind, self.data.x_cat[rows, set_cols[0][1]].numpy(),
+                                           others=fr.iloc[rows].drop(columns=col).reset_index(drop=True), kinds=fr.attrs['kinds'], bs=bs)
+            axis = np.asarray([self.spec.vocabs[col][k] for k in codes], dtype=object)
     t = ale_.ale_table(col, axis, _output_names(onames, [col]), f[:, sel], cnt, kind,
                        dict(task=self.spec.task, target=target, n_rows=len(rows), seed=seed, n_bins=n_bins, activation=self.spec.activation_name))
     return self._finish(t, 'ale', plot)
@@ -376,7 +368,7 @@ def ale(self:FeatureInterpretation,
 @patch
 def h_statistic(self:FeatureInterpretation,
                 cols=None, # the columns (default: all)
-                kind:str='pairwise', # 'pairwise' or 'overall' (each column against all the others)
+                *, kind:str='pairwise', # 'pairwise' or 'overall' (each column against all the others)
                 target=None, # classifier: class(es) to use (default: the positive class if binary, else all, summed)
                 max_rows:int=200, # rows in each sample (cost: max_rows² model rows per column and pair)
                 n_repeats:int=3, # independent row samples: their spread is the uncertainty of H
@@ -411,7 +403,7 @@ def _raw_values(self:FeatureInterpretation, df, positions, features):
 @patch
 def explain(self:FeatureInterpretation,
             rows, # positions in the interpretation's rows (int, list, slice), or a DataFrame of raw rows
-            n_background:int|None=100, # background rows drawn (seeded) from the interpretation's rows; None: all
+            *, n_background:int|None=100, # background rows drawn (seeded) from the interpretation's rows; None: all
             method:str='auto', # 'exact' (all 2**M coalitions), 'permutation' (antithetic sampling) or 'auto'
             n_permutations:int=32, # with 'permutation': orders per row (even: each order and its reverse)
             target=None, # classifier: class(es) (default: the positive class if binary, else all); 'predicted': each row's
@@ -459,7 +451,7 @@ def explain(self:FeatureInterpretation,
 @patch
 def sensitivity(self:FeatureInterpretation,
                 method:str='permute', # 'permute' or 'noise' (noise on continuous columns, in std units)
-                noise_scale:float=0.2, # noise standard deviation, in standard deviations of each column
+                *, noise_scale:float=0.2, # noise standard deviation, in standard deviations of each column
                 n_repeats:int=5, # perturbations per feature
                 groups=None, # list of names / lists of names, or dict name -> list: perturbed jointly
                 cols=None, # names of the features perturbed alone

@@ -15,7 +15,7 @@ from ..adapters.tensors import prepare_inputs
 from .pdp import grid_columns, output_index, pointwise_predictions
 
 # %% auto #0
-__all__ = ['ale_bins', 'ale_continuous', 'order_levels', 'ale_categorical', 'accumulated_local_effects', 'ale_table']
+__all__ = ['ale_bins', 'ale_continuous', 'order_levels', 'ale_categorical', 'ale_curve', 'accumulated_local_effects', 'ale_table']
 
 # %% ../../nbs/13a_analyses.ale.ipynb #b20e379e
 def ale_bins(values, # the column's values (missing values get bin -1)
@@ -117,10 +117,32 @@ def ale_categorical(predict, # callable on the input tensors (already in eval mo
     return f, counts.astype(np.int64)
 
 # %% ../../nbs/13a_analyses.ale.ipynb #548774ac
+def ale_curve(predict, # callable on the input tensors (already in eval mode)
+              inputs, # tuple of input tensors
+              set_columns, # the `(input, position)` pairs the column's values set (a continuous column's `_na` too)
+              kind:str, # 'continuous' or 'categorical'
+              values, # (n,) per row: the column's value (continuous, bins are made of these) or its level code (categorical)
+              *, n_bins:int=20, # quantile bins of a continuous column
+              encode=None, # continuous: maps bin edges to encoded values `(edges, len(set_columns))` (default: the edges themselves)
+              others:pd.DataFrame|None=None, # categorical: the other columns, to order the levels by similarity
+              kinds:dict|None=None, # categorical: the kind of each column of `others`
+              bs:int|None=None, # model rows per forward pass
+             )->tuple:
+    "The one ALE pipeline (`accumulated_local_effects` and the facade call it): `(axis, effects, counts)`, the axis as edges or ordered levels."
+    if kind == 'continuous':
+        edges, bins = ale_bins(values, n_bins)
+        f, cnt = ale_continuous(predict, inputs, set_columns, edges[:, None] if encode is None else encode(edges), bins, bs)
+        return edges, f, np.r_[0, cnt]
+    levels, pos = np.unique(values, return_inverse=True)
+    order = order_levels(pos, others, kinds)
+    rank = np.empty_like(order); rank[order] = np.arange(len(order))
+    f, cnt = ale_categorical(predict, inputs, set_columns, levels[order][:, None].astype(np.float64), rank[pos], bs)
+    return levels[order], f, cnt
+
 def accumulated_local_effects(predict, # model: a callable or `nn.Module` on the input tensors
                               inputs, # tensor / array, or tuple of them, rows on axis 0, columns on the last axis
                               column, # `(input_idx, col_idx)` (or a column index for one input)
-                              n_bins:int=20, # quantile bins of a continuous column
+                              *, n_bins:int=20, # quantile bins of a continuous column
                               categorical:bool|None=None, # default: an integer-typed column is categorical
                               name:str|None=None, # the column's name in the table
                               output=None, # output position(s) to keep (default: all)
@@ -142,20 +164,13 @@ def accumulated_local_effects(predict, # model: a callable or `nn.Module` on the
     name = name or (f'x{c}' if len(inputs) == 1 else f'x{i}_{c}')
     with eval_mode(predict):
         sel, onames = output_index(output_width(model, inputs), output, output_names)
+        others = kinds = None
         if cat:
-            levels, pos = np.unique(xv, return_inverse=True)
             others = pd.DataFrame({f'{j}_{k}': inputs[j][:, k].double().cpu().numpy() for j in range(len(inputs))
                                    for k in range(inputs[j].shape[-1]) if inputs[j].ndim == 2 and (j, k) != (i, c)})
             kinds = {f'{j}_{k}': 'continuous' if inputs[j].dtype.is_floating_point else 'categorical'
                      for j in range(len(inputs)) for k in range(inputs[j].shape[-1])}
-            order = order_levels(pos, others, kinds)
-            rank = np.empty_like(order); rank[order] = np.arange(len(order))
-            f, cnt = ale_categorical(model, inputs, [(i, c)], levels[order][:, None], rank[pos], bs)
-            axis = levels[order]
-        else:
-            edges, bins = ale_bins(xv, n_bins)
-            f, cnt = ale_continuous(model, inputs, [(i, c)], edges[:, None], bins, bs)
-            axis, cnt = edges, np.r_[0, cnt]
+        axis, f, cnt = ale_curve(model, inputs, [(i, c)], 'categorical' if cat else 'continuous', xv, n_bins=n_bins, others=others, kinds=kinds, bs=bs)
     return ale_table(name, axis, onames, f[:, sel], cnt, 'categorical' if cat else 'continuous',
                      dict(n_rows=len(inputs[0]), seed=seed, n_bins=n_bins))
 

@@ -78,7 +78,7 @@ def h_table(names, # list of tuples: (feature_a, feature_b) for pairs, (feature,
 
 def h_statistic(predict, # model: a callable or `nn.Module` on the input tensors, returning the predictions to use
                 inputs, # tensor / array, or tuple of them, rows on axis 0, columns on the last axis
-                features=None, # list of `Feature` (a feature's columns move together); default: one per column
+                *, features=None, # list of `Feature` (a feature's columns move together); default: one per column
                 feature_names=None, # names for the default features
                 cols=None, # names of the features to use (default: all)
                 kind:str='pairwise', # 'pairwise' (every pair of `cols`) or 'overall' (each column against the rest)

@@ -38,7 +38,7 @@ def pair_table(names, single, joint, pairs, attrs=None)->pd.DataFrame:
 def double_permutation(predict, # model: a callable or `nn.Module` on the input tensors
                        inputs, # tensor / array, or tuple of them, rows on axis 0; features on the last axis
                        target=None, # targets passed to `score`
-                       score=None, # callable `f(preds, target)`, `Scorer` or fastai `Metric`; default: mean squared error
+                       *, score=None, # callable `f(preds, target)`, `Scorer` or fastai `Metric`; default: mean squared error
                        features=None, # list of `Feature`; default: one per column of each input's last axis
                        feature_names=None, # names for the default features
                        cols=None, # the features to pair (default: the `top_k` most important)

@@ -16,7 +16,7 @@ from ..adapters.tensors import prepare_inputs
 
 # %% auto #0
 __all__ = ['grid_predictions', 'pointwise_predictions', 'check_grid_args', 'sklearn_grid', 'check_pd_kind', 'grid_product_index',
-           'pd_table', 'grid_columns', 'output_index', 'partial_dependence']
+           'pd_table', 'grid_columns', 'output_index', 'grid_dependence', 'partial_dependence']
 
 # %% ../../nbs/13_analyses.pdp.ipynb #cc6f87be
 def _check_columns(inputs, columns):
@@ -203,10 +203,31 @@ def output_index(n_out:int, # the number of model outputs
     return sel, [names[k] for k in sel]
 
 
+def grid_dependence(predict, # callable on the input tensors (already in eval mode)
+                    inputs, # tuple of input tensors
+                    set_columns, # the `(input, position)` pairs the grid sets, the grid columns' encoded columns in order
+                    axes, # per grid column: its grid values as the table shows them (raw units or codes)
+                    encoded, # per grid column: its grid encoded, an array (grid points, encoded columns of that column)
+                    names, # the grid columns' names in the table
+                    sel, # output positions to keep
+                    output_names, # their names
+                    *, kind:str='average', # 'average', 'individual' or 'both'
+                    centered:bool=False, # subtract each curve's value at the first grid point
+                    rows=None, # the rows' positions (the ICE `row` column)
+                    bs:int|None=None, # model rows per forward pass
+                    progress:bool=False, # show a progress bar
+                    attrs:dict|None=None, # the table's attrs
+                   )->pd.DataFrame:
+    "The one PDP/ICE pipeline: the product grid as engine jobs, the predictions, the tidy table (`partial_dependence` and the facade call it)."
+    values = np.concatenate([e[ix] for e, ix in zip(encoded, grid_product_index([len(a) for a in axes]))], 1)
+    res = grid_predictions(predict, inputs, tuple(set_columns), values, individual=kind != 'average', bs=bs, progress=progress)
+    avg, ice = (res, None) if kind == 'average' else res
+    return pd_table(names, axes, output_names, avg[:, sel], None if ice is None else ice[..., sel], kind, centered, rows, attrs=attrs)
+
 def partial_dependence(predict, # model: a callable or `nn.Module` on the input tensors, returning predictions to average
                        inputs, # tensor / array, or tuple of them, rows on axis 0, columns on the last axis
                        columns, # one or two columns: `(input_idx, col_idx)` (or a column index for one input)
-                       grid=None, # explicit grid values: a list (one column) or a list of lists/None (one per column)
+                       *, grid=None, # explicit grid values: a list (one column) or a list of lists/None (one per column)
                        grid_resolution:int=20, # points of a continuous grid
                        percentiles=(0.05, 0.95), # range of a continuous grid
                        categorical=None, # bool or one per column (default: integer-typed columns are categorical)
@@ -244,13 +265,9 @@ def partial_dependence(predict, # model: a callable or `nn.Module` on the input 
     if names is None: names = [f'x{c}' if len(inputs) == 1 else f'x{i}_{c}' for i, c in cols]
     names = [str(n) for n in ([names] if isinstance(names, str) else names)]
     if len(names) != len(cols): raise ValueError(f"names has {len(names)} entries for {len(cols)} columns.")
-    values = np.stack([a[ix] for a, ix in zip(axes, grid_product_index([len(a) for a in axes]))], 1)
     with eval_mode(predict):
         sel, onames = output_index(output_width(model, inputs), output, output_names)
-        res = grid_predictions(model, inputs, cols, values, individual=kind != 'average', bs=bs, progress=progress)
-    avg, ice = (res, None) if kind == 'average' else res
-    ice = None if ice is None else ice[..., sel]
-    rows = idx.numpy() if idx is not None else None
-    return pd_table(names, axes, onames, avg[:, sel], ice, kind, centered, rows,
-                    attrs=dict(method='partial_dependence', kinds=['categorical' if c else 'continuous' for c in cats],
-                               grid_resolution=grid_resolution, percentiles=percentiles, n_rows=len(inputs[0]), seed=seed))
+        return grid_dependence(model, inputs, cols, axes, [a[:, None] for a in axes], names, sel, onames, kind=kind, centered=centered,
+                               rows=idx.numpy() if idx is not None else None, bs=bs, progress=progress,
+                               attrs=dict(method='partial_dependence', kinds=['categorical' if c else 'continuous' for c in cats],
+                                          grid_resolution=grid_resolution, percentiles=percentiles, n_rows=len(inputs[0]), seed=seed))

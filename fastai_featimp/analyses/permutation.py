@@ -200,7 +200,7 @@ def adaptive_settled(values, # one sequence of repeated importances per feature 
 def permutation_importance(predict, # model: `nn.Module` (eval mode for the call) or callable; given numpy arrays if `inputs` are numpy
                            inputs, # tensor / array, or tuple of them, rows on axis 0; features on `feature_axis`
                            target=None, # targets passed to `score`
-                           score=None, # callable `f(preds, target)`, `Scorer` or fastai `Metric`; default: mean squared error
+                           *, score=None, # callable `f(preds, target)`, `Scorer` or fastai `Metric`; default: mean squared error
                            features=None, # list of `Feature`; default: one per column of each input's last axis
                            feature_names=None, # names for the default features (in input order)
                            groups=None, # list of names / lists of names, or dict name -> list: permuted jointly

@@ -64,7 +64,7 @@ def sensitivity_scores(model, inputs, features, n_repeats, seed, method='permute
 # %% ../../nbs/15_analyses.sensitivity.ipynb #58ea4ff8
 def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) or callable; given numpy arrays if `inputs` are numpy
                         inputs, # tensor / array, or tuple of them, rows on axis 0; features on `feature_axis`
-                        features=None, # list of `Feature`; default: one per column of the feature axis
+                        *, features=None, # list of `Feature`; default: one per column of the feature axis
                         feature_names=None, # names for the default features
                         groups=None, # list of names / lists of names, or dict name -> list: perturbed jointly
                         cols=None, # names of the features perturbed alone (default: all not in a group)
@@ -113,7 +113,7 @@ def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) o
 # %% ../../nbs/15_analyses.sensitivity.ipynb #f2d4b3a9
 def reconstruction_importance(model, # an autoencoder: inputs (n, k) -> reconstruction (n, k)
                               X, # the data (tensor or array), also the reconstruction target
-                              feature_names=None, # names of the k columns
+                              *, feature_names=None, # names of the k columns
                               n_repeats:int=5, # permutations per feature
                               seed:int|None=None, # seed (None: fresh)
                               exclude_self:bool=True, # summarise over the other columns' reconstructions only

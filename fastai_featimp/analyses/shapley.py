@@ -154,7 +154,7 @@ def explain_rows(predict, # model with its activation, on tensors (in eval mode)
                  inputs, # tuple of tensors: the rows to explain, on the model's device
                  background, # tuple of tensors: the background rows
                  features, # list of `Feature`: the players
-                 method:str, # 'exact' or 'permutation' (from `choose_method`)
+                 *, method:str, # 'exact' or 'permutation' (from `choose_method`)
                  n_permutations:int, # orders per row for 'permutation'
                  seed:int, # seed of the orders
                  outputs, # None (all), output positions, or 'predicted'
@@ -203,7 +203,7 @@ def _check_inputs(inputs, background):
 def shapley_values(predict, # model: a callable or `nn.Module` on the input tensors (put in eval mode for the call)
                    inputs, # the rows to explain: tensor / array, or tuple of them; rows on axis 0, features on the last axis
                    background, # background rows, same layout (features outside a coalition take their values)
-                   features=None, # list of `Feature`; default: one per column of each input's last axis
+                   *, features=None, # list of `Feature`; default: one per column of each input's last axis
                    feature_names=None, # names for the default features (in input order)
                    groups=None, # list of names / lists of names, or dict name -> list: one player per group
                    method:str='auto', # 'exact' (all 2**M coalitions), 'permutation' (antithetic sampling) or 'auto'

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['SHOW_COLUMNS', 'check_out', 'demo', 'read_table', 'read_learner', 'parse_groups', 'run', 'report', 'main']
+__all__ = ['SHOW_COLUMNS', 'COMMANDS', 'check_out', 'demo', 'read_table', 'read_learner', 'parse_groups', 'run', 'report', 'main']
 
 # %% ../../nbs/32_present.cli.ipynb #e02d7880
 SHOW_COLUMNS = ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'interval', 'columns', 'levels', 'emb_width']
@@ -62,7 +62,7 @@ def demo(out:str='featimp_out', # folder for importance.csv and importance.png
     import fastai_featimp.interpretation  # noqa: F401 (patches Learner.feature_importance)
     check_out(out)
     from fastai_featimp.core.state import torch_threads
-    with torch_threads(1): return _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start)
+    with torch_threads(1): return _demo(out, task=task, rows=rows, epochs=epochs, repeats=repeats, seed=seed, progress=progress, report=report, t_start=t_start)
 
 def _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start):
     "The demo on one torch thread: its network is tiny, and two threads waiting for each other on a busy machine are 10-40x slower."
@@ -82,7 +82,7 @@ def _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start):
         import os, torch
         from fastai_featimp.present.demo_report import demo_report
         print('writing the report: retrains for the fold view and the method comparison (counted below), then every analysis ...')
-        path = demo_report(Path(out) / 'report.html', task, rows, epochs, seed, n_repeats=repeats, learn=learn, test_df=test_df,
+        path = demo_report(Path(out) / 'report.html', task=task, rows=rows, epochs=epochs, seed=seed, n_repeats=repeats, learn=learn, test_df=test_df,
                            importance=fi, progress=progress, extra_timings={'training the demo learner': t1 - t0, 'permutation importance': t2 - t1})
         t3 = time.perf_counter()
         print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {t3 - t2:.1f} s; the demo took {t3 - t_start:.1f} s in all "
@@ -194,58 +194,49 @@ def report(learner:str, # an exported learner (`learn.export()`); it is unpickle
 
 
 # %% ../../nbs/32_present.cli.ipynb #5309de25
+# The commands: the function, its one-line help, the choices of options that take one of a few values, and flags spelt
+# otherwise than their parameter. Everything else — each option's name, type, default and help text — is read from the
+# function's signature and docments, so there is no second copy of a default or a help text to keep in step.
+COMMANDS = {'demo': (demo, 'train a small learner on synthetic data and show its feature importance', dict(task=['regression', 'classification'])),
+            'run': (run, 'feature importance of an exported learner on a labelled data file', {}),
+            'report': (report, 'the self-contained HTML report of an exported learner on a data file',
+                       dict(interactions=['h', 'double', 'both', 'none'], image_format=['png', 'svg']))}
+_FLAG_OF = {'image_format': 'format'}
+
+def _option_type(annotation):
+    a = str(annotation)
+    return int if a.startswith('int') else float if a.startswith('float') else str
+
+def _add_command(sub, name):
+    import inspect
+    from fastcore.docments import docments
+    fn, help, choices = COMMANDS[name]
+    p = sub.add_parser(name, help=help, description=fn.__doc__)
+    docs = docments(fn)
+    for pname, prm in inspect.signature(fn).parameters.items():
+        flag, h = '--' + _FLAG_OF.get(pname, pname).replace('_', '-'), docs.get(pname) or ''
+        if prm.default is True: p.add_argument('--no-' + pname.replace('_', '-'), dest=pname, action='store_false', help=f"do not {h}")
+        elif prm.default is False: p.add_argument(flag, dest=pname, action='store_true', help=h)
+        elif prm.default is inspect.Parameter.empty: p.add_argument(flag, dest=pname, required=True, type=_option_type(prm.annotation), help=h)
+        else: p.add_argument(flag, dest=pname, default=prm.default, type=_option_type(prm.annotation), choices=choices.get(pname),
+                             help=h if prm.default is None or 'default' in h else f"{h} (default: {prm.default})")
+    return p
+
 def _parser():
     p = argparse.ArgumentParser(prog='fastai-featimp', description='Permutation feature importance for fastai tabular learners.')
     sub = p.add_subparsers(dest='command', required=True)
-    d = sub.add_parser('demo', help='train a small learner on synthetic data and show its feature importance')
-    d.add_argument('--out', default='featimp_out', help='folder for importance.csv and importance.png')
-    d.add_argument('--task', default='regression', choices=['regression', 'classification'])
-    d.add_argument('--rows', type=int, default=6000); d.add_argument('--epochs', type=int, default=4)
-    d.add_argument('--repeats', type=int, default=5); d.add_argument('--seed', type=int, default=0)
-    d.add_argument('--no-progress', action='store_true')
-    d.add_argument('--report', action='store_true', help='also write report.html: the HTML report with every section (retrains the small demo model a dozen times)')
-    r = sub.add_parser('run', help='feature importance of an exported learner on a labelled data file')
-    r.add_argument('--learner', required=True, help='exported learner (.pkl from learn.export()); only load files you trust')
-    r.add_argument('--data', required=True, help='labelled rows in raw form: .csv, .parquet or .pkl')
-    r.add_argument('--out', default='featimp_out')
-    r.add_argument('--metric', default=None, help="'loss' (default), a metric of the learner, or a fastai metric: accuracy, RocAucBinary, F1Score, rmse, R2Score, ...")
-    r.add_argument('--groups', default=None, help="columns permuted jointly, e.g. 'x,y,z;carat,depth'")
-    r.add_argument('--cols', default=None, help="score only these columns alone, e.g. 'carat,cut'")
-    r.add_argument('--repeats', type=int, default=5); r.add_argument('--seed', type=int, default=None)
-    r.add_argument('--max-rows', type=int, default=None); r.add_argument('--no-progress', action='store_true')
-    h = sub.add_parser('report', help='the self-contained HTML report of an exported learner on a data file')
-    h.add_argument('--learner', required=True, help='exported learner (.pkl from learn.export()); only load files you trust')
-    h.add_argument('--data', required=True, help='rows in raw form (labelled for importance): .csv, .parquet or .pkl')
-    h.add_argument('--out', default='featimp_out', help='folder for report.html')
-    h.add_argument('--metric', default=None, help="'loss' (default), a metric of the learner, or a fastai metric")
-    h.add_argument('--top-k', type=int, default=6, help='columns shown with partial dependence and interactions')
-    h.add_argument('--repeats', type=int, default=5); h.add_argument('--seed', type=int, default=None)
-    h.add_argument('--max-rows', type=int, default=1000, help='rows for partial dependence, ICE and ALE')
-    h.add_argument('--explain-rows', type=int, default=100, help='rows explained with Shapley values')
-    h.add_argument('--interactions', default='h', choices=['h', 'double', 'both', 'none'])
-    h.add_argument('--target', default=None, help='classifier: the class explained (default: the positive class if binary, else all)')
-    h.add_argument('--sections', default=None, help="only these sections, e.g. 'data,importance,dependence'")
-    h.add_argument('--folds', default=None, help="importance CSV files of several folds, e.g. 'f0.csv,f1.csv,f2.csv'")
-    h.add_argument('--title', default=None); h.add_argument('--format', default='png', choices=['png', 'svg'], dest='image_format')
-    h.add_argument('--no-progress', action='store_true')
+    for name in COMMANDS: _add_command(sub, name)
     return p
 
 def main(argv=None):
     "Console entry point of `fastai-featimp`; returns the exit code."
-    args = _parser().parse_args(argv)
+    args = vars(_parser().parse_args(argv))
+    command = args.pop('command')
     import warnings; warnings.filterwarnings('ignore', category=UserWarning)
     warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)   # raised when fastai imports, not ours to act on
     import matplotlib; matplotlib.use('Agg')   # a command line tool writes files; it never opens a window
-    try:
-        if args.command == 'demo':
-            demo(args.out, args.task, args.rows, args.epochs, args.repeats, args.seed, progress=not args.no_progress, report=args.report)
-        elif args.command == 'report':
-            report(args.learner, args.data, args.out, args.metric, args.top_k, args.repeats, args.seed, args.max_rows, args.explain_rows,
-                   args.interactions, args.target, args.sections, args.folds, args.title, args.image_format, progress=not args.no_progress)
-        else:
-            run(args.learner, args.data, args.out, args.metric, args.groups, args.cols, args.repeats, args.seed,
-                args.max_rows, progress=not args.no_progress)
+    try: COMMANDS[command][0](**args)
     except (ValueError, TypeError) as e:
-        print(f"fastai-featimp {args.command}: error: {e}", file=sys.stderr)
+        print(f"fastai-featimp {command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -22,7 +22,7 @@ __all__ = ['demo_report']
 
 # %% ../../nbs/35_present.demo_report.ipynb #b2282c58
 def demo_report(path, # the HTML file to write
-                task:str='regression', # 'regression' or 'classification'
+                *, task:str='regression', # 'regression' or 'classification'
                 rows:int=6000, # rows of synthetic data (60% train, 20% validation, 20% test)
                 epochs:int=4, # training epochs
                 seed:int=0, # seed for data, training and every analysis

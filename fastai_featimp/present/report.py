@@ -305,7 +305,7 @@ def _data_section(interp, fi, settings, timings, omitted):
 @patch
 def report(self:FeatureInterpretation,
            path, # the HTML file to write (its folder is created)
-           top_k:int=6, # columns shown with partial dependence / ALE and paired in the interaction view
+           *, top_k:int=6, # columns shown with partial dependence / ALE and paired in the interaction view
            metric=None, # None (the loss), a name, a function or a fastai `Metric`
            n_repeats:int=5, # permutations per feature (importance, groups, double permutation)
            seed:int|None=None, # one seed for every analysis (None: a fresh one, written in the report)

@@ -56,7 +56,7 @@ def _drop_sets(recipe, cols, groups):
 # %% ../../nbs/41_retrain.drop_column.ipynb #803f5795
 def drop_column_importance(recipe:RetrainRecipe, # how to retrain
                            test_df:pd.DataFrame, # labelled held-out rows in raw form
-                           cols=None, # columns to drop one at a time (default: all of the recipe's)
+                           *, cols=None, # columns to drop one at a time (default: all of the recipe's)
                            groups=None, # lists of columns dropped together
                            metric=None, # None (the loss), a name, a function or a fastai `Metric`
                            n_seeds:int=3, # retrains of the full model (seeds `seed, seed+1, ...`) for the noise floor
@@ -112,7 +112,7 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
 # %% ../../nbs/41_retrain.drop_column.ipynb #2c2619e7
 def embedding_size_comparison(recipe:RetrainRecipe, # how to retrain
                               test_df:pd.DataFrame, # labelled held-out rows in raw form
-                              learn=None, # the original learner (default: retrained by the recipe)
+                              *, learn=None, # the original learner (default: retrained by the recipe)
                               caps=(10,), # capped variants to train
                               equal:int|None=None, # also train with every width equal to this
                               metric=None, # None (the loss), a name, a function or a fastai `Metric`
@@ -152,7 +152,7 @@ def embedding_size_comparison(recipe:RetrainRecipe, # how to retrain
 # %% ../../nbs/41_retrain.drop_column.ipynb #88a0663b
 def compare_methods(recipe:RetrainRecipe, # how to retrain
                     test_df:pd.DataFrame, # labelled held-out rows in raw form
-                    learn=None, # the original learner (default: retrained by the recipe)
+                    *, learn=None, # the original learner (default: retrained by the recipe)
                     cap:int=10, # embedding cap of the capped variant
                     metric=None, # None (the loss), a name, a function or a fastai `Metric`
                     n_repeats:int=5, # permutations per feature
@@ -163,7 +163,7 @@ def compare_methods(recipe:RetrainRecipe, # how to retrain
                     executor=None, # where retrains run: None (this process), 'ray', a Ray address, or a `concurrent.futures.Executor`
                    )->pd.DataFrame:
     "Permutation, capped-embedding permutation and drop-column importance of every feature in one table."
-    emb = embedding_size_comparison(recipe, test_df, learn, caps=(cap,), metric=metric, n_repeats=n_repeats, seed=seed,
+    emb = embedding_size_comparison(recipe, test_df, learn=learn, caps=(cap,), metric=metric, n_repeats=n_repeats, seed=seed,
                                     progress=progress, executor=executor)
     dc = drop_column_importance(recipe, test_df, metric=metric, n_seeds=n_seeds, seed=seed, cache=cache, progress=progress,
                                 executor=executor).set_index('feature')

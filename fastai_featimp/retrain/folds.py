@@ -50,7 +50,7 @@ def fold_tasks(recipe:RetrainRecipe, # how to retrain
 
 def cv_feature_importance(folds, # list of `(learner, held_out_df)` pairs; with `recipe`: a number of folds or a list of validation-row lists
                           recipe:RetrainRecipe|None=None, # train the fold models by this recipe (each scored on its validation rows)
-                          n_seeds:int=1, # with `recipe`: train each fold with this many seeds (seed, seed+1, ...)
+                          *, n_seeds:int=1, # with `recipe`: train each fold with this many seeds (seed, seed+1, ...)
                           labels=None, # a label per fold (default 0, 1, ...)
                           executor=None, # with `recipe`: where retrains run (None: this process; 'ray'; a `concurrent.futures.Executor`)
                           threads:int|None=1, # with `recipe`: torch threads per retrain

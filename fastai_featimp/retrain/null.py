@@ -63,7 +63,7 @@ def observed_run(recipe:RetrainRecipe, test_df:pd.DataFrame, metric=None, import
 # %% ../../nbs/44_retrain.null.ipynb #d1774ae7
 def null_importance(recipe:RetrainRecipe, # how to retrain
                     test_df:pd.DataFrame, # labelled held-out rows in raw form
-                    n_null:int=20, # null models (retrains on shuffled targets)
+                    *, n_null:int=20, # null models (retrains on shuffled targets)
                     learn=None, # the observed model (default: trained by the recipe)
                     metric=None, # None (the loss), a name, a function or a fastai `Metric`
                     n_repeats:int=5, # permutations per feature, for every model

@@ -96,7 +96,7 @@ class RetrainRecipe:
         return out
 
     def train(self, drop=(), # columns left out
-              emb_cap:int|None=None, # cap every embedding width at this
+              *, emb_cap:int|None=None, # cap every embedding width at this
               emb_equal:int|None=None, # give every embedding this width
               seed:int|None=None, # seed (default: the recipe's)
               valid_idx=None, # rows of `df` held out for validation (default: the recipe's; a fold's rows)

@@ -38,7 +38,7 @@ def _eval_sets(recipe, test_df, folds, seed, n_seeds):
 
 def select_features(recipe:RetrainRecipe, # how to retrain
                     test_df:pd.DataFrame|None=None, # labelled held-out rows (needed unless `folds` is given)
-                    folds=None, # None, a number of folds, or a list of validation-row lists: verify every step on the folds
+                    *, folds=None, # None, a number of folds, or a list of validation-row lists: verify every step on the folds
                     by:str='permutation', # the guidance: 'permutation', 'drop_column' or 'null'
                     metric=None, # None (the loss), a name, a function or a fastai `Metric`
                     n_seeds:int=3, # seeds every model is trained with (per fold): its score is their mean, their spread the noise floor
