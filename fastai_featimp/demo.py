@@ -8,7 +8,7 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/demo.html.md"""
 from __future__ import annotations
 import numpy as np
 import pandas as pd
-from .core.state import isolated_seed
+from .retrain.recipe import RetrainRecipe
 
 # %% auto #0
 __all__ = ['DEMO_TRUTH', 'make_demo_data', 'demo_split', 'demo_learner']
@@ -58,16 +58,11 @@ def demo_learner(task:str='regression', # 'regression' or 'classification'
                  bs:int=256, # training batch size
                  layers:tuple=(100, 50), # hidden layer sizes
                 ):
-    "Train a `tabular_learner` on `make_demo_data`; returns `(learn, test_df)`."
-    from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize,
-                                    CategoryBlock, RegressionBlock, accuracy, rmse)
+    "Train a `tabular_learner` on `make_demo_data` by a `RetrainRecipe` (the package's one way to train); returns `(learn, test_df)`."
+    from fastai.tabular.all import CategoryBlock, RegressionBlock, accuracy, rmse
     train_valid, test_df, valid_idx = demo_split(n, task, seed)
-    with isolated_seed(seed):
-        dls = TabularDataLoaders.from_df(
-            train_valid, procs=[Categorify, FillMissing, Normalize], cat_names=['shade', 'zip'],
-            cont_names=['x1', 'x2', 'x3', 'x3_twin', 'noise'], y_names='y',
-            y_block=CategoryBlock() if task == 'classification' else RegressionBlock(),
-            valid_idx=valid_idx, bs=bs)
-        learn = tabular_learner(dls, layers=list(layers), metrics=accuracy if task == 'classification' else rmse)
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
-    return learn, test_df
+    recipe = RetrainRecipe(train_valid, cat_names=['shade', 'zip'], cont_names=['x1', 'x2', 'x3', 'x3_twin', 'noise'], y_names=['y'],
+                           y_block=CategoryBlock() if task == 'classification' else RegressionBlock(), valid_idx=valid_idx,
+                           learner_kwargs=dict(layers=list(layers), metrics=accuracy if task == 'classification' else rmse),
+                           epochs=epochs, lr=lr, bs=bs, seed=seed)
+    return recipe.train(), test_df

@@ -113,7 +113,8 @@ class RetrainRecipe:
             df = df.copy()
             for c in self.y_names: df[c] = df[c].to_numpy()[perm]
         cats = [c for c in self.cat_names if c not in drop]; conts = [c for c in self.cont_names if c not in drop]
-        szs = self.emb_szs(emb_cap, emb_equal, drop)
+        # fastai's own widths (its rule on the training split's levels) unless they are capped or made equal
+        szs = self.emb_szs(emb_cap, emb_equal, drop) if emb_cap is not None or emb_equal is not None else {}
         with isolated_seed(seed):
             if self.train_fn is not None: return self.train_fn(df, cats, conts, szs, seed)
             from fastai.tabular.all import TabularDataLoaders, tabular_learner
