@@ -93,6 +93,7 @@ def inputs(self:FeatureInterpretation)->tuple:
                            y=None if self.data.y is None else self.data.y.to(dev))
     return self._cache['inputs']
 
+# %% ../nbs/20_interpretation.ipynb #d994e8d4
 @patch
 def targets(self:FeatureInterpretation)->torch.Tensor:
     "The encoded targets on the model's device; a clear error when the rows came without labels."
@@ -103,6 +104,7 @@ def targets(self:FeatureInterpretation)->torch.Tensor:
     self.inputs()
     return self._cache['y']
 
+# %% ../nbs/20_interpretation.ipynb #486a6095
 @patch
 def raw_column(self:FeatureInterpretation, col:str)->pd.Series:
     "The raw values of input column `col` (as reconciled with training: converted like the encoding, missing values as NaN)."
@@ -112,6 +114,7 @@ def raw_column(self:FeatureInterpretation, col:str)->pd.Series:
     if 'raw' not in self._cache: self._cache['raw'] = raw_frame(self.spec, self._dl)
     return self._cache['raw'][col]
 
+# %% ../nbs/20_interpretation.ipynb #0fdbac0e
 @patch
 def feature_frame(self:FeatureInterpretation)->pd.DataFrame:
     "One column per feature: categorical codes or continuous values (after FillMissing/Normalize); `attrs['kinds']`."
@@ -122,6 +125,7 @@ def feature_frame(self:FeatureInterpretation)->pd.DataFrame:
         self._cache['frame'] = out
     return self._cache['frame']
 
+# %% ../nbs/20_interpretation.ipynb #b566ad76
 @patch
 def correlations(self:FeatureInterpretation,
                  *, plot:bool=False, # also draw the dendrogram
@@ -335,6 +339,7 @@ def partial_dependence(self:FeatureInterpretation,
     t.attrs['outputs'] = _output_names(onames, cols)
     return self._finish(t, 'partial_dependence', plot)
 
+# %% ../nbs/20_interpretation.ipynb #46f1abb3
 @patch
 def ale(self:FeatureInterpretation,
         col:str, # the column
@@ -365,6 +370,7 @@ def ale(self:FeatureInterpretation,
                        dict(task=self.spec.task, target=target, n_rows=len(rows), seed=seed, n_bins=n_bins, activation=self.spec.activation_name))
     return self._finish(t, 'ale', plot)
 
+# %% ../nbs/20_interpretation.ipynb #e3680bc8
 @patch
 def h_statistic(self:FeatureInterpretation,
                 cols=None, # the columns (default: all)
@@ -481,42 +487,49 @@ def feature_importance(self:Learner, df:pd.DataFrame|None=None, dl=None, **kwarg
     "Permutation importance of each column (or group) as a sorted table (see `FeatureInterpretation.importance`)."
     return FeatureInterpretation.from_learner(self, df=df, dl=dl).importance(**kwargs)
 
+# %% ../nbs/20_interpretation.ipynb #1bc86965
 @patch
 @delegates(FeatureInterpretation.correlations)
 def feature_correlations(self:Learner, df:pd.DataFrame|None=None, dl=None, **kwargs):
     "0..1 association matrix of the learner's features (see `FeatureInterpretation.correlations`)."
     return FeatureInterpretation.from_learner(self, df=df, dl=dl).correlations(**kwargs)
 
+# %% ../nbs/20_interpretation.ipynb #6ff90b17
 @patch
 @delegates(FeatureInterpretation.double_permutation)
 def double_permutation(self:Learner, df:pd.DataFrame|None=None, dl=None, **kwargs):
     "Every pair of features permuted jointly (see `FeatureInterpretation.double_permutation`)."
     return FeatureInterpretation.from_learner(self, df=df, dl=dl).double_permutation(**kwargs)
 
+# %% ../nbs/20_interpretation.ipynb #5e4b61f6
 @patch
 @delegates(FeatureInterpretation.partial_dependence)
 def partial_dependence(self:Learner, cols, df:pd.DataFrame|None=None, dl=None, **kwargs):
     "Partial dependence (and ICE) on one or two columns (see `FeatureInterpretation.partial_dependence`)."
     return FeatureInterpretation.from_learner(self, df=df, dl=dl).partial_dependence(cols, **kwargs)
 
+# %% ../nbs/20_interpretation.ipynb #598ec716
 @patch
 @delegates(FeatureInterpretation.ale)
 def ale(self:Learner, col:str, df:pd.DataFrame|None=None, dl=None, **kwargs):
     "Accumulated local effects of one column (see `FeatureInterpretation.ale`)."
     return FeatureInterpretation.from_learner(self, df=df, dl=dl).ale(col, **kwargs)
 
+# %% ../nbs/20_interpretation.ipynb #e6f9e8e0
 @patch
 @delegates(FeatureInterpretation.h_statistic)
 def h_statistic(self:Learner, cols=None, df:pd.DataFrame|None=None, dl=None, **kwargs):
     "Friedman's H-statistic (see `FeatureInterpretation.h_statistic`)."
     return FeatureInterpretation.from_learner(self, df=df, dl=dl).h_statistic(cols, **kwargs)
 
+# %% ../nbs/20_interpretation.ipynb #3e4f1dff
 @patch
 @delegates(FeatureInterpretation.sensitivity)
 def feature_sensitivity(self:Learner, df:pd.DataFrame|None=None, dl=None, **kwargs):
     "Label-free sensitivity of the prediction to each column (see `FeatureInterpretation.sensitivity`)."
     return FeatureInterpretation.from_learner(self, df=df, dl=dl).sensitivity(**kwargs)
 
+# %% ../nbs/20_interpretation.ipynb #d638e78e
 @patch
 @delegates(FeatureInterpretation.explain)
 def explain(self:Learner, rows:pd.DataFrame, df:pd.DataFrame|None=None, background:pd.DataFrame|None=None, **kwargs):
@@ -535,6 +548,7 @@ def explain(self:Learner, rows:pd.DataFrame, df:pd.DataFrame|None=None, backgrou
     interp = FeatureInterpretation(spec, encode_frame(spec, pool, None, name=name), df=pool, source=name)
     return interp.explain(rows, **kwargs)
 
+# %% ../nbs/20_interpretation.ipynb #69451ed4
 @patch
 def feature_interpretation(self:Learner, df:pd.DataFrame|None=None, dl=None, unseen:str='warn')->FeatureInterpretation:
     "The `FeatureInterpretation` of this learner on `df` (or `dl`, default `learn.dls.valid`)."

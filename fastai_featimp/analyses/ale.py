@@ -91,6 +91,7 @@ def order_levels(level_pos, # (n,) each row's level as a position 0..K-1
     if np.corrcoef(coord, np.arange(K))[0, 1] < 0: coord = -coord   # MDS has no sign: keep the given order when it fits
     return np.argsort(coord, kind='stable')
 
+# %% ../../nbs/13a_analyses.ale.ipynb #04341384
 def ale_categorical(predict, # callable on the input tensors (already in eval mode)
                     inputs, # tuple of tensors on the model's device
                     columns, # ((input_idx, col_idx), ...) set to a level
@@ -139,6 +140,7 @@ def ale_curve(predict, # callable on the input tensors (already in eval mode)
     f, cnt = ale_categorical(predict, inputs, set_columns, levels[order][:, None].astype(np.float64), rank[pos], bs)
     return levels[order], f, cnt
 
+# %% ../../nbs/13a_analyses.ale.ipynb #1112c2ac
 def accumulated_local_effects(predict, # model: a callable or `nn.Module` on the input tensors
                               inputs, # tensor / array, or tuple of them, rows on axis 0, columns on the last axis
                               column, # `(input_idx, col_idx)` (or a column index for one input)
@@ -174,6 +176,7 @@ def accumulated_local_effects(predict, # model: a callable or `nn.Module` on the
     return ale_table(name, axis, onames, f[:, sel], cnt, 'categorical' if cat else 'continuous',
                      dict(n_rows=len(inputs[0]), seed=seed, n_bins=n_bins))
 
+# %% ../../nbs/13a_analyses.ale.ipynb #da2363b7
 def ale_table(name:str, # the column's name
               axis, # bin edges (continuous) or levels in their similarity order (categorical), raw units
               output_names, # one name per output

@@ -76,6 +76,7 @@ def h_table(names, # list of tuples: (feature_a, feature_b) for pairs, (feature,
     d.attrs.update(attrs or {}); d.attrs.update(method='h_statistic', kind=kind)
     return d
 
+# %% ../../nbs/13b_analyses.hstat.ipynb #0161a5ae
 def h_statistic(predict, # model: a callable or `nn.Module` on the input tensors, returning the predictions to use
                 inputs, # tensor / array, or tuple of them, rows on axis 0, columns on the last axis
                 *, features=None, # list of `Feature` (a feature's columns move together); default: one per column

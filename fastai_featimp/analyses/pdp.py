@@ -68,6 +68,7 @@ def grid_predictions(predict, # callable on the input tensors (already in eval m
     if w is not None: res.append((rest / w.sum()).cpu().numpy())
     return res[0] if len(res) == 1 else tuple(res)
 
+# %% ../../nbs/13_analyses.pdp.ipynb #82d56aeb
 def pointwise_predictions(predict, # callable on the input tensors (already in eval mode)
                           inputs, # tensor or tuple of tensors, rows on axis 0, on the model's device
                           columns, # ((input_idx, col_idx), ...) set in every row
@@ -124,11 +125,13 @@ def check_pd_kind(kind:str # 'average', 'individual' or 'both'
     "`kind` if it is a kind of partial dependence table, else a `ValueError` listing them."
     return check_choice(kind, 'kind', _KINDS)
 
+# %% ../../nbs/13_analyses.pdp.ipynb #bd5c30ed
 def grid_product_index(sizes # the number of grid points of each column
                       ):
     "Index arrays (len(sizes), prod(sizes)) of the Cartesian product, the first axis varying slowest."
     return np.indices(sizes).reshape(len(sizes), -1)
 
+# %% ../../nbs/13_analyses.pdp.ipynb #c3652c21
 def pd_table(names, # grid column names
              raw_axes, # per column, its grid values in raw units
              output_names, # one name per output column
@@ -188,6 +191,7 @@ def grid_columns(columns, # a column, a `Feature`, `(input, position)`, or a lis
     if len(set(cols)) != len(cols): raise ValueError(f"columns {list(cols)} name a column twice.")
     return cols
 
+# %% ../../nbs/13_analyses.pdp.ipynb #3f55e25e
 def output_index(n_out:int, # the number of model outputs
                  output=None, # None (all) or output positions
                  output_names=None, # names of the outputs (default pred / pred_k)
@@ -202,7 +206,7 @@ def output_index(n_out:int, # the number of model outputs
         if bad or not sel: raise ValueError(f"output must be None or output positions in 0..{n_out - 1}, got {output!r}.")
     return sel, [names[k] for k in sel]
 
-
+# %% ../../nbs/13_analyses.pdp.ipynb #9366244c
 def grid_dependence(predict, # callable on the input tensors (already in eval mode)
                     inputs, # tuple of input tensors
                     set_columns, # the `(input, position)` pairs the grid sets, the grid columns' encoded columns in order
@@ -224,6 +228,7 @@ def grid_dependence(predict, # callable on the input tensors (already in eval mo
     avg, ice = (res, None) if kind == 'average' else res
     return pd_table(names, axes, output_names, avg[:, sel], None if ice is None else ice[..., sel], kind, centered, rows, attrs=attrs)
 
+# %% ../../nbs/13_analyses.pdp.ipynb #7031f0ab
 def partial_dependence(predict, # model: a callable or `nn.Module` on the input tensors, returning predictions to average
                        inputs, # tensor / array, or tuple of them, rows on axis 0, columns on the last axis
                        columns, # one or two columns: `(input_idx, col_idx)` (or a column index for one input)

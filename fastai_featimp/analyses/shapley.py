@@ -136,6 +136,7 @@ def shapley_table(phi, # (R, M, O) attributions
     df.attrs['max_efficiency_gap'] = float(gap.max()) if gap.size else 0.0
     return df
 
+# %% ../../nbs/14_analyses.shapley.ipynb #8efdf8cd
 def _select_outputs(outputs, pred, output_names):
     "The (R, k) index of the outputs reported for each row: all (None), given ones, or each row's largest ('predicted')."
     n_out = pred.shape[1]

@@ -33,6 +33,7 @@ def check_int(value, # the value to check
         raise ValueError(f"{name} must be an int{rng}, got {v}.")
     return v
 
+# %% ../../nbs/00_core.checks.ipynb #a94ad7eb
 def check_number(value, # the value to check
                  name:str, # the argument's name
                  min:float|None=None, # lower bound
@@ -55,11 +56,13 @@ def check_number(value, # the value to check
         raise ValueError(f"{name} must be a number {rng}, got {v}.")
     return v
 
+# %% ../../nbs/00_core.checks.ipynb #0fc16bc3
 def check_bool(value, name:str)->bool:
     "`value` as a bool (Python or NumPy bool only)."
     if not isinstance(value, (bool, np.bool_)): raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
     return bool(value)
 
+# %% ../../nbs/00_core.checks.ipynb #1978b847
 def check_choice(value, # the value to check
                  name:str, # the argument's name
                  choices, # the allowed values

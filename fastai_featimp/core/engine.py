@@ -110,6 +110,7 @@ def coalition_owners(inputs, # tuple of input tensors (features on the last axis
     dev = inputs[0].device
     return tuple(o.float().to(dev) for o in owners), tuple((~o.any(0)).to(dev) for o in owners)
 
+# %% ../../nbs/01_core.engine.ipynb #8c648e8a
 @dataclass(frozen=True, eq=False)
 class CoalitionJob:
     "Mean model output over `background` for each coalition of one row: coalition features from the row, the others from the background."
@@ -147,11 +148,13 @@ def model_input_dtype(dtype:torch.dtype # an input's dtype
     "The dtype an input reaches the model in: int64 for int8/int16/int32 (compact codes), otherwise `dtype`."
     return torch.int64 if dtype in _NARROW_INTS else dtype
 
+# %% ../../nbs/01_core.engine.ipynb #916f6bb6
 def widen_codes(x:torch.Tensor # an input tensor
          )->torch.Tensor:
     "`x` in the dtype the model gets (`model_input_dtype`): int8/int16/int32 codes as int64, anything else as is."
     return x.long() if x.dtype in _NARROW_INTS else x
 
+# %% ../../nbs/01_core.engine.ipynb #6356e0aa
 def _module_of(predict):
     "The `nn.Module` behind `predict`: itself, the object of a bound method, or that object's `.model`."
     for m in (predict, getattr(predict, '__self__', None), getattr(getattr(predict, '__self__', None), 'model', None)):
@@ -169,6 +172,7 @@ def activation_bytes_per_row(predict # the model (or a callable wrapping one)
 
 _SETTLED = False
 
+# %% ../../nbs/01_core.engine.ipynb #cb71f40a
 def settle_cpu_allocator():
     "Once per process: allocate and free one untouched 32 MiB block, so glibc keeps freed activations for the next pass."
     global _SETTLED
@@ -177,6 +181,7 @@ def settle_cpu_allocator():
     del block
     _SETTLED = True
 
+# %% ../../nbs/01_core.engine.ipynb #a62df5b4
 def _dtype_bytes(dtype): return torch.empty((), dtype=dtype).element_size()   # torch.dtype.itemsize needs torch >= 2.1
 
 def default_bs(inputs, # tuple of input tensors, rows on axis 0
@@ -195,6 +200,7 @@ def default_bs(inputs, # tuple of input tensors, rows on axis 0
     cap = 8192 if dev.type == 'cpu' else 65536
     return int(max(256, min(cap, budget_bytes // row_bytes)))
 
+# %% ../../nbs/01_core.engine.ipynb #e9f49e0a
 def as_inputs(inputs # a tensor or a non-empty tuple/list of tensors
              )->tuple:
     "A tuple of tensors from a tensor or a tuple/list of tensors (no copy)."
@@ -213,12 +219,14 @@ def forward(predict, # callable taking the input tensors
         raise ValueError(f"the model returned shape {tuple(out.shape)} for a batch of {len(xb[0])} rows: it must return one prediction per row.")
     return out
 
+# %% ../../nbs/01_core.engine.ipynb #d82ba96b
 def output_width(predict, # callable taking the input tensors
                  inputs, # tensor or tuple of tensors, rows on axis 0
                 )->int:
     "Outputs per row of `predict`: one checked forward pass over the first row, in eval mode."
     with eval_mode(predict): return int(forward(predict, [x[:1] for x in as_inputs(inputs)]).reshape(1, -1).shape[1])
 
+# %% ../../nbs/01_core.engine.ipynb #407c7957
 def predict_jobs(predict, # callable taking the input tensors, returning a tensor with rows on axis 0
                  inputs, # tensor or tuple of tensors, rows on axis 0, already on the model's device
                  jobs, # list of `Job` / `CoalitionJob`

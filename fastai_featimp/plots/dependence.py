@@ -32,6 +32,7 @@ def _pd_roles(pdp, cols, output):
         outs = sel
     return cols, list(kinds), outs
 
+# %% ../../nbs/16c_plots.dependence.ipynb #454c5d85
 def _bottom_bars(ax, x, heights, width, color='0.6'):
     "Bars along the bottom 12% of the axes (x in data units), heights scaled to the largest."
     h = np.asarray(heights, dtype=float)
@@ -39,12 +40,14 @@ def _bottom_bars(ax, x, heights, width, color='0.6'):
         ax.bar(x, 0.12 * h / h.max(), width=width, align='center' if np.ndim(width) == 0 else 'edge',
                transform=ax.get_xaxis_transform(), color=color, alpha=0.35, zorder=0)
 
+# %% ../../nbs/16c_plots.dependence.ipynb #750d54a8
 def _level_ticks(ax, xs, labels, max_levels=None):
     "Category tick labels: all when few, else every k-th; rotated whenever there are more than 3."
     step = 1 if max_levels is None or len(xs) <= max_levels else int(np.ceil(len(xs) / max_levels))
     ax.set_xticks(xs[::step]); ax.set_xticklabels([short_name(format_value(v), 18) for v in list(labels)[::step]],
                                                    rotation=45 if len(xs) > 3 else 0, ha='right' if len(xs) > 3 else 'center')
 
+# %% ../../nbs/16c_plots.dependence.ipynb #0752536c
 def plot_partial_dependence(pdp:pd.DataFrame, # from `partial_dependence` / `FeatureInterpretation.partial_dependence`
                             ax=None, # matplotlib axes (default: a new figure)
                             output=None, # output column(s) to draw (default: all for a 1-D PDP, else the first)
@@ -150,6 +153,7 @@ def plot_ale(ale:pd.DataFrame, # from `accumulated_local_effects` / `FeatureInte
     ax.set_title(title if title is not None else f"Accumulated local effects of {short_name(c)}" + (f" ({n} rows)" if n else ''), fontsize=10)
     return ax
 
+# %% ../../nbs/16c_plots.dependence.ipynb #50d43f84
 def plot_h_statistic(h:pd.DataFrame, # from `h_statistic` / `FeatureInterpretation.h_statistic`
                      ax=None, # matplotlib axes (default: a new figure)
                      value:str='h', # 'h', 'h2' or 'rms'
@@ -173,4 +177,3 @@ def plot_h_statistic(h:pd.DataFrame, # from `h_statistic` / `FeatureInterpretati
     ax = heatmap(m, ax=ax, cmap='magma_r', vmin=0, vmax=max(np.nanmax(v), 1e-12) if np.isfinite(v).any() else 1, annotate=annotate, colorbar_label=value)
     ax.set_title(f"Friedman's H ({value}), pairs ({h.attrs.get('n_rows', '?')} rows)", fontsize=10)
     return ax
-

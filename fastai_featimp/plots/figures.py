@@ -25,6 +25,7 @@ def short_name(name, # a label
     k = (width - 1) // 2
     return s[:width - 1 - k] + '…' + s[-k:]
 
+# %% ../../nbs/16_plots.figures.ipynb #12cac7a4
 def new_axes(figsize, # (width, height) in inches
              ax=None, # axes to draw on: returned as they are
             ):
@@ -33,10 +34,12 @@ def new_axes(figsize, # (width, height) in inches
     if ax is not None: return ax
     return plt.subplots(figsize=figsize, layout='constrained')[1]
 
+# %% ../../nbs/16_plots.figures.ipynb #ba20fb04
 def format_value(v): # a table value
     "A short label for a value: 3 significant digits for floats, `str` otherwise."
     return f'{v:.3g}' if isinstance(v, (float, np.floating)) else str(v)
 
+# %% ../../nbs/16_plots.figures.ipynb #2e26b1b2
 def heatmap(m:pd.DataFrame, # square or rectangular matrix with labelled index and columns
             ax=None, # matplotlib axes
             cmap='viridis', # colour map

@@ -154,6 +154,7 @@ def plot_null_importance(ni:pd.DataFrame, # from `null_importance` (columns feat
     ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(0, -0.14), ncol=2, frameon=False)
     return ax
 
+# %% ../../nbs/16a_plots.importance.ipynb #8c3dc155
 def plot_selection(history:pd.DataFrame, # from `select_features` (columns n_features, score, dropped, accepted, limit)
                    ax=None, # matplotlib axes (default: a new figure)
                   ):

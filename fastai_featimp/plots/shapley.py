@@ -46,6 +46,7 @@ def plot_shapley_importance(fi:pd.DataFrame, # from `shapley_importance`
     ax.set_xlabel('mean |Shapley value|')
     return ax
 
+# %% ../../nbs/16d_plots.shapley.ipynb #8b722b3d
 def plot_waterfall(sv:pd.DataFrame, # a table from `explain` / `shapley_values`
                    row=None, # the row to draw (default: the first)
                    output=None, # the output (default: the row's first reported output)
@@ -80,6 +81,7 @@ def plot_waterfall(sv:pd.DataFrame, # a table from `explain` / `shapley_values`
     ax.set_title(f"Shapley waterfall: row {_fmt_index(row)}", fontsize=10)
     return ax
 
+# %% ../../nbs/16d_plots.shapley.ipynb #2237fa00
 def plot_decision(sv:pd.DataFrame, # a table from `explain` / `shapley_values`
                   rows=None, # the rows to draw (default: up to the first 10)
                   output=None, # the output (default: each row's first reported output)
@@ -114,6 +116,7 @@ def plot_decision(sv:pd.DataFrame, # a table from `explain` / `shapley_values`
     ax.set_title(f"Shapley decision plot: {len(rows)} rows" + (f" (base value {bases[0]:.4g})" if len(bases) == 1 else ''), fontsize=10)
     return ax
 
+# %% ../../nbs/16d_plots.shapley.ipynb #cfb5bfc6
 def _colour_values(v):
     "Feature values mapped to 0..1 for colouring: ranks of numbers, sorted level order of categories; NaN when missing."
     num = pd.to_numeric(pd.Series(v, dtype=object), errors='coerce')

@@ -110,6 +110,7 @@ def read_table(path)->pd.DataFrame:
         raise ValueError(f"cannot read data file {str(p)!r}: {type(e).__name__}: {e}") from None
     raise ValueError(f"unknown data file type {ext!r}: use .csv, .parquet or .pkl.")
 
+# %% ../../nbs/32_present.cli.ipynb #fdabed99
 def read_learner(path # an exported learner (`learn.export()`)
                 ):
     "Load an exported fastai learner on the CPU (or GPU when available), with one clear error for anything else."
@@ -125,6 +126,7 @@ def read_learner(path # an exported learner (`learn.export()`)
     if not isinstance(learn, Learner): raise ValueError(f"{str(p)!r} holds a {type(learn).__name__}, not a fastai Learner.")
     return learn
 
+# %% ../../nbs/32_present.cli.ipynb #d9e5c070
 def parse_groups(spec:str|None):
     "Groups from 'a,b,c;d,e' (';' between groups, ',' between members), or None."
     if not spec: return None

@@ -24,6 +24,7 @@ def escape(v # any value
     "`v` as text safe inside HTML (quotes escaped too)."
     return html.escape(str(v), quote=True)
 
+# %% ../../nbs/33_present.html.ipynb #9a96f973
 def figure_html(fig, # a matplotlib figure (closed afterwards)
             alt:str, # text alternative of the image
             fmt:str='png', # 'png' (256 colours: small) or 'svg' (sharp at any zoom, larger)
@@ -45,6 +46,7 @@ def figure_html(fig, # a matplotlib figure (closed afterwards)
     mime = 'image/svg+xml' if fmt == 'svg' else 'image/png'
     return f'<img src="data:{mime};base64,{base64.b64encode(buf.getvalue()).decode()}" alt="{escape(alt)}">'
 
+# %% ../../nbs/33_present.html.ipynb #614b6366
 def _cell(v)->tuple:
     "Text of a table cell and whether it is a number."
     if isinstance(v, (bool, np.bool_)): return ('yes' if v else 'no'), False
@@ -110,6 +112,7 @@ def section_html(key:str, # one of `REPORT_SECTIONS`
     cav = f'<p class="caveat"><b>Caveat.</b> {caveat}</p>' if caveat else ''
     return f'<section id="{key}"><h2>{escape(SECTION_TITLES[key])}</h2><p class="how"><b>How to read it.</b> {how}</p>{cav}{body}</section>'
 
+# %% ../../nbs/33_present.html.ipynb #3673638e
 def page_html(title:str, # the page title
               subtitle:str, # the line under it
               sections:dict, # key -> the section's HTML, in page order

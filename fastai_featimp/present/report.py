@@ -91,6 +91,7 @@ def _top_columns(fi, valid, k):
 
 _IMPORTANCE_COLUMNS = ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'interval', 'p_value', 'columns', 'levels', 'emb_width']
 
+# %% ../../nbs/34_present.report.ipynb #a80fd90e
 def _interval_words(fi):
     "What the table's interval covers, as the table says (an `interval` column or attr), else the default t-interval over repeats."
     v = fi.attrs.get('interval')
@@ -98,6 +99,7 @@ def _interval_words(fi):
     if isinstance(v, str) and v: return f"the 95% interval the table reports ({escape(v)})"
     return f"a 95% t-interval over the {fi.attrs.get('n_repeats', 'several')} repeated shuffles"
 
+# %% ../../nbs/34_present.report.ipynb #7cfc8aea
 def _importance_section(fi, fmt, labelled):
     a = fi.attrs
     if not labelled:
@@ -127,6 +129,7 @@ def _importance_section(fi, fmt, labelled):
                     "important than the pair (see the groups section); shuffling also makes rows that never occur in real data, and "
                     "the model's answer on them counts too. Importance describes this model on these rows, not the data-generating process.")
 
+# %% ../../nbs/34_present.report.ipynb #1c48d638
 def _folds_section(ft, fmt):
     k = int(ft['n_tables'].iloc[0]); labels = [c[len('fold:'):] for c in ft.columns if c.startswith('fold:')]
     how = (f"One bar per feature: the mean importance over the {k} tables ({escape(', '.join(labels))}), each table's own value as a "
@@ -138,6 +141,7 @@ def _folds_section(ft, fmt):
     return section_html('folds', how, body, f"With {k} tables the interval uses a t quantile with {k - 1} degrees of freedom and is wide; "
                     "folds share most of their training rows, so they understate how much a new sample would move the ranking.")
 
+# %% ../../nbs/34_present.report.ipynb #f5303865
 def _groups_section(interp, fi, fmt, threshold, imp_kw, labelled):
     assoc = interp.correlations()
     groups = auto_groups(assoc, threshold)
@@ -167,6 +171,7 @@ def _groups_section(interp, fi, fmt, threshold, imp_kw, labelled):
     return section_html('groups', how, body, "Association is measured on these rows, after the learner's preprocessing; a strong but "
                     "non-monotonic relation between two continuous columns can have a low Spearman correlation and stay ungrouped.")
 
+# %% ../../nbs/34_present.report.ipynb #7d2bf463
 def _dependence_section(interp, top, fmt, max_rows, seed, bs, progress, target=None):
     import matplotlib.pyplot as plt
     figs = []
@@ -192,6 +197,7 @@ def _dependence_section(interp, top, fmt, max_rows, seed, bs, progress, target=N
                     "correlated partner), so their shape is partly extrapolation; ALE avoids that. Where the two disagree, trust ALE's "
                     "shape, and read neither as cause and effect.")
 
+# %% ../../nbs/34_present.report.ipynb #a3938d46
 def _interactions_section(interp, top, fmt, kind, h_rows, seed, imp_kw, labelled, bs, progress, target=None):
     body, how, cav = [], [], []
     if kind in ('h', 'both'):
@@ -214,6 +220,7 @@ def _interactions_section(interp, top, fmt, kind, h_rows, seed, imp_kw, labelled
     if not body: return None
     return section_html('interactions', ' '.join(how), ''.join(body), ' '.join(cav))
 
+# %% ../../nbs/34_present.report.ipynb #8aaf7bc2
 def _shapley_section(interp, fmt, n_explain, n_background, seed, bs, progress, target=None):
     idx = subsample_rows(interp.n_rows, n_explain, derived_generator(seed, 'report', 'explained rows'), 'n_explain')
     rows = idx.tolist() if idx is not None else list(range(interp.n_rows))
@@ -230,6 +237,7 @@ def _shapley_section(interp, fmt, n_explain, n_background, seed, bs, progress, t
                     "These interventional Shapley values, like permutation, evaluate the model on value combinations that may not "
                     "occur together; they explain the model, not cause and effect in the data.")
 
+# %% ../../nbs/34_present.report.ipynb #532583e3
 def _embeddings_section(fi, fmt):
     er = embedding_report(fi)   # the caller checked that there is a categorical column
     med = er.attrs.get('median_continuous_importance')
@@ -240,6 +248,7 @@ def _embeddings_section(fi, fmt):
                     "Shuffling a categorical disturbs every dimension of its embedding, so a wide embedding can inflate its permutation "
                     "importance; retraining with capped embeddings or without the column (the method comparison) settles it.")
 
+# %% ../../nbs/34_present.report.ipynb #49258cb5
 def _methods_section(comps, fmt):
     body, how = [], []
     for kind, t in comps:

@@ -57,6 +57,7 @@ class ResultCache:
             tmp = p.with_name(p.name + '.tmp'); tmp.write_text(json.dumps({'meta': self.meta, 'scores': scores}, indent=1)); tmp.replace(p)
         except OSError as e: raise ValueError(f"cannot write the cache {str(p)!r}: {e}. Choose a writable path.") from None
 
+# %% ../../nbs/40a_retrain.cache.ipynb #592138c4
 def metric_key(metric # None (the loss), a name, a function or a fastai `Metric`
               )->str:
     "A name for `metric` that is the same in every process (a function's name, not its address)."

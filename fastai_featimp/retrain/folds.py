@@ -36,6 +36,7 @@ class FoldImportance(NamedTuple):
     combined: pd.DataFrame
     tables: list
 
+# %% ../../nbs/43_retrain.folds.ipynb #24435b8b
 def fold_tasks(recipe:RetrainRecipe, # how to retrain
                folds=None, # None (the recipe's `valid_idx`), an int k (seeded k-fold) or a list of validation-row lists
                n_seeds:int=1, # seeds per fold
@@ -48,6 +49,7 @@ def fold_tasks(recipe:RetrainRecipe, # how to retrain
     seeds = [recipe.seed + j for j in range(n_seeds)]
     return [(f'{i}' if n_seeds == 1 else f'{i}@{s}', dict(valid_idx=list(v), seed=s)) for i, v in enumerate(folds) for s in seeds]
 
+# %% ../../nbs/43_retrain.folds.ipynb #c39492d6
 def cv_feature_importance(folds, # list of `(learner, held_out_df)` pairs; with `recipe`: a number of folds or a list of validation-row lists
                           recipe:RetrainRecipe|None=None, # train the fold models by this recipe (each scored on its validation rows)
                           *, n_seeds:int=1, # with `recipe`: train each fold with this many seeds (seed, seed+1, ...)

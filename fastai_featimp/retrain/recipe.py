@@ -34,6 +34,7 @@ def check_valid_idx(valid_idx, # row positions of the validation rows
     if len(set(v)) == n: raise ValueError(f"{name} holds every row of df: nothing is left to train on.")
     return [int(i) for i in v]
 
+# %% ../../nbs/40_retrain.recipe.ipynb #892c80ff
 @dataclass
 class RetrainRecipe:
     "How to retrain a tabular learner like an existing one, with columns dropped or embedding widths changed."

@@ -30,12 +30,14 @@ class FeatureSelection(NamedTuple):
         "Score against the number of features kept (`plot_selection`)."
         return plot_selection(self.history, ax=ax)
 
+# %% ../../nbs/45_retrain.selection.ipynb #df8d6d2e
 def _eval_sets(recipe, test_df, folds, seed, n_seeds):
     "(key, train kwargs, rows) per evaluation set and seed: the recipe's split + test_df, or each fold."
     if folds is None:
         return [(f'@{seed + j}', dict(seed=seed + j), test_df) for j in range(n_seeds)]
     return [(k, kw, None) for k, kw in fold_tasks(dataclasses.replace(recipe, seed=seed), folds, n_seeds)]
 
+# %% ../../nbs/45_retrain.selection.ipynb #5898cd39
 def select_features(recipe:RetrainRecipe, # how to retrain
                     test_df:pd.DataFrame|None=None, # labelled held-out rows (needed unless `folds` is given)
                     *, folds=None, # None, a number of folds, or a list of validation-row lists: verify every step on the folds
@@ -128,11 +130,13 @@ def select_features(recipe:RetrainRecipe, # how to retrain
     if plot: out.plot()
     return out
 
+# %% ../../nbs/45_retrain.selection.ipynb #99798797
 def _mean_importance(results):
     "Feature -> mean importance over the evaluation sets' results."
     feats = results[0]['importance']
     return {f: float(np.mean([r['importance'][f] for r in results])) for f in feats}
 
+# %% ../../nbs/45_retrain.selection.ipynb #5da0c0c1
 def _task(recipe, test_df=None, **kw):
     r = retrain_evaluate(recipe, test_df, **kw)
     if 'table' in r: t = r.pop('table'); r['importance'] = dict(zip(t.feature, map(float, t.importance)))

@@ -43,6 +43,7 @@ class EncodedData:
         "Per feature: its encoded columns, levels and embedding width (categoricals)."
         return table_feature_info(self.columns)
 
+# %% ../../../nbs/06d_adapters.tabular.encode.ipynb #edc47947
 def code_dtype(spec:LearnerSpec # the learner's spec
               )->np.dtype:
     "The smallest signed integer dtype that holds every Categorify code of the learner's categorical columns."
@@ -123,6 +124,7 @@ def encode_frame(spec:LearnerSpec, # the learner's spec
     return EncodedData(torch.from_numpy(x_cat), torch.from_numpy(x_cont), None if y is None else torch.from_numpy(y), plan.notes,
                        plan.unseen, plan.label_error, spec.columns)
 
+# %% ../../../nbs/06d_adapters.tabular.encode.ipynb #de2b01dc
 def encode_dataloader(spec:LearnerSpec, # the learner's spec
                       dl=None, # a `TabDataLoader` (default: `learn.dls.valid`)
                       compact:bool=False, # keep the codes in the smallest integer dtype (the engine widens them per pass)
@@ -142,6 +144,7 @@ def encode_dataloader(spec:LearnerSpec, # the learner's spec
     _check_cont(data.x_cont, spec)
     return data
 
+# %% ../../../nbs/06d_adapters.tabular.encode.ipynb #9f234677
 def encode(learn, # a fastai tabular learner (or its `LearnerSpec`)
            df:pd.DataFrame|None=None, # raw rows
            dl=None, # or a tabular DataLoader (default: `learn.dls.valid`)
@@ -170,6 +173,7 @@ def encoded_columns(spec:LearnerSpec, # the learner's spec
     rest = t[t.name != col]
     return tuple((int(r.input), int(r.position)) for r in [own, *rest.itertuples()]), ('categorical' if own.input == 0 else 'continuous')
 
+# %% ../../../nbs/06d_adapters.tabular.encode.ipynb #e55c50b1
 def encode_column_values(spec:LearnerSpec, # the learner's spec
                          col:str, # a raw input column
                          values, # raw values of `col`
@@ -205,6 +209,7 @@ def encode_column_values(spec:LearnerSpec, # the learner's spec
     if not np.isfinite(out).all(): raise ValueError(f"grid values of {col!r} are too large for the model (infinite after Normalize).")
     return out
 
+# %% ../../../nbs/06d_adapters.tabular.encode.ipynb #7db7843c
 def raw_frame(spec:LearnerSpec, # the learner's spec
               dl=None, # a tabular DataLoader (default `learn.dls.valid`), decoded by the learner's procs
              )->pd.DataFrame:

@@ -97,6 +97,7 @@ def categorical_conversion(s:pd.Series, # the raw column
         if unseen == 'warn' and unseen_share > unseen_warn: warnings.warn(msg + " They are encoded as '#na#', as fastai does.", stacklevel=5)
     return mapping, unseen_share, note
 
+# %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #4f4d9c87
 def convert_categorical(s:pd.Series, # the raw column (or some of its rows)
                       mapping:dict|None, # from `categorical_conversion`
                       for_procs:bool=False, # only what `Categorify` needs (an object column without a map is passed as is)
@@ -106,6 +107,7 @@ def convert_categorical(s:pd.Series, # the raw column (or some of its rows)
     s = _as_values(s)
     return s if mapping is None else s.map(lambda v: mapping.get(v, v) if _hashable_in(v, mapping) else v)
 
+# %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #951569b5
 def _needs_numeric_conversion(s):
     return not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_extension_array_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)
 
@@ -116,6 +118,7 @@ def convert_continuous(s:pd.Series # the raw column (or some of its rows), check
     "The column as float64 (NaN for missing), converted as `reconcile_continuous` converts it."
     return (_numeric(_as_values(s)) if _needs_numeric_conversion(s) else s).astype(np.float64)
 
+# %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #c9d95c7f
 def reconcile_continuous(s:pd.Series, # the raw column
                          name:str, # the column's name
                          fillable:bool, # FillMissing has a fill value for it
@@ -175,6 +178,7 @@ class ReconcilePlan:
                       convert_continuous(col) if kind == 'continuous' else col)
         return pd.DataFrame(out)
 
+# %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #9ded1c83
 def reconcile_plan(spec:LearnerSpec, # the learner's spec
                    df:pd.DataFrame, # raw rows
                    labelled:bool|None=None, # require the target (None: keep it when present)
