@@ -16,11 +16,13 @@ from ..demo import demo_learner, demo_split
 from ..retrain.recipe import RetrainRecipe, retrain_evaluate
 from ..retrain.drop_column import compare_methods
 import fastai_featimp.present.report  # noqa: F401 (adds FeatureInterpretation.report)
+from fastcore.meta import delegates
 
 # %% auto #0
 __all__ = ['demo_report']
 
 # %% ../../nbs/35_present.demo_report.ipynb #b2282c58
+@delegates(FeatureInterpretation.report, keep=True)
 def demo_report(path, # the HTML file to write
                 *, task:str='regression', # 'regression' or 'classification'
                 rows:int=6000, # rows of synthetic data (60% train, 20% validation, 20% test)

@@ -18,6 +18,7 @@ from ..core.checks import check_int, check_number, as_names, derived_generator
 from ..adapters.tabular.spec import LearnerSpec, retrain_facts
 from ..interpretation import FeatureInterpretation
 from ..core.state import isolated_seed
+from fastcore.meta import delegates
 
 # %% auto #0
 __all__ = ['check_valid_idx', 'RetrainRecipe', 'learner_score', 'held_out_rows', 'retrain_evaluate']
@@ -151,14 +152,15 @@ def held_out_rows(recipe:RetrainRecipe, # how to retrain
     v = train_kwargs.get('valid_idx')
     return recipe.df.iloc[list(v) if v is not None else recipe.valid_rows()].reset_index(drop=True)
 
+@delegates(RetrainRecipe.train)
 def retrain_evaluate(recipe:RetrainRecipe, # how to retrain
                      test_df:pd.DataFrame|None=None, # labelled held-out rows (None: the model's validation rows)
                      metric=None, # None (the loss), a name, a function or a fastai `Metric`
                      importance:dict|None=None, # arguments of `FeatureInterpretation.importance` (n_repeats, seed, ...); None: score only
-                     **train_kwargs, # passed to `RetrainRecipe.train`: drop, emb_cap, emb_equal, seed, valid_idx, shuffle_target
+                     **kwargs, # passed to `RetrainRecipe.train`: drop, emb_cap, emb_equal, seed, valid_idx, shuffle_target
                     )->dict:
-    "Train by `recipe` with `train_kwargs`, score on held-out rows: `{'score', 'higher_is_better'}`, plus `'table'` (importance) when asked."
-    it = FeatureInterpretation.from_learner(recipe.train(**train_kwargs), df=held_out_rows(recipe, test_df, train_kwargs))
+    "Train by `recipe` with `kwargs`, score on held-out rows: `{'score', 'higher_is_better'}`, plus `'table'` (importance) when asked."
+    it = FeatureInterpretation.from_learner(recipe.train(**kwargs), df=held_out_rows(recipe, test_df, kwargs))
     out = dict(score=it.score(metric), higher_is_better=it.spec.scorer(metric).higher_is_better)
     if importance is not None: out['table'] = it.importance(metric=metric, **dict(dict(progress=False), **importance))
     return out
