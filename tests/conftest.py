@@ -1,7 +1,11 @@
-"""Shared, session-scoped trained learners: the whole suite trains only five small tabular learners.
+"""Shared, session-scoped trained learners, and `train_recipe`, the one way the tests train a learner (a `RetrainRecipe`).
 
-Every learner is trained inside `isolated_seed`, so training is reproducible and leaves the global RNGs alone.
-Tests must not mutate these learners (the safety tests check that `feature_importance` does not either).
+Five session fixtures here (`reg`, `clf`, `multiclass`, `multitarget`, `clean`; `exported_reg` reloads `reg`), four
+module fixtures in test files through `train_recipe`; with the retraining analyses' own retrains (drop-column, folds,
+null importance, selection, the report's fold view) the default suite runs `Learner.fit` 69 times (counted on
+2026-12-02 with a plugin that wraps `Learner.fit`). Every learner is trained inside `isolated_seed`, so training is
+reproducible and leaves the global RNGs alone. Tests must not mutate these learners (the safety tests check that
+`feature_importance` does not either).
 """
 import contextlib
 import warnings
@@ -10,9 +14,8 @@ import pandas as pd
 import pytest
 import torch
 from torch import nn
-from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize,
-                                CategoryBlock, RegressionBlock, accuracy, rmse)
-from fastai_featimp.all import demo_learner, make_demo_data, isolated_seed
+from fastai.tabular.all import CategoryBlock, RegressionBlock, accuracy, rmse
+from fastai_featimp.all import RetrainRecipe, demo_learner, make_demo_data
 
 warnings.filterwarnings('ignore', message='The given NumPy array is not writable')
 
@@ -24,19 +27,22 @@ CONTS = ['x1', 'x2', 'x3', 'x3_twin', 'noise']
 CATS = ['shade', 'zip']
 
 
+def train_recipe(df, cat_names, cont_names, y_names, *, valid_idx, procs=None, y_block=None, layers=(100, 50), metrics=None,
+                 epochs=4, lr=1e-2, bs=256, seed=0, **learner_kwargs):
+    "Train a `tabular_learner` on all of `df` by the package's one way to train, a `RetrainRecipe` (seeded, RNG states restored)."
+    recipe = RetrainRecipe(df, cat_names=list(cat_names), cont_names=list(cont_names),
+                           y_names=[y_names] if isinstance(y_names, str) else list(y_names), y_block=y_block, valid_idx=list(valid_idx),
+                           learner_kwargs=dict(layers=list(layers), metrics=metrics, **learner_kwargs), epochs=epochs, lr=lr, bs=bs, seed=seed,
+                           **({} if procs is None else dict(procs=list(procs))))
+    return recipe.train()
+
+
 def train_tabular(df, cat_names, cont_names, y_names, y_block, metrics, n_valid, n_test, seed=0, epochs=4, lr=1e-2):
-    "Train a small `tabular_learner` on the first rows of `df`; returns `(learn, test_df)` (the last `n_test` rows)."
+    "Train a small `tabular_learner` on the first rows of `df` (the last `n_valid` of them validate); returns `(learn, test_df)` (the last `n_test` rows)."
     n_tv = len(df) - n_test
-    train_valid = df.iloc[:n_tv].reset_index(drop=True)
-    test_df = df.iloc[n_tv:].reset_index(drop=True)
-    with isolated_seed(seed):
-        # fastai appends FillMissing's `_na` columns to the cat_names list it is given: pass copies
-        dls = TabularDataLoaders.from_df(train_valid, procs=[Categorify, FillMissing, Normalize], cat_names=list(cat_names),
-                                         cont_names=list(cont_names), y_names=y_names, y_block=y_block,
-                                         valid_idx=list(range(n_tv - n_valid, n_tv)), bs=256)
-        learn = tabular_learner(dls, layers=[100, 50], metrics=metrics)
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
-    return learn, test_df
+    learn = train_recipe(df.iloc[:n_tv].reset_index(drop=True), cat_names, cont_names, y_names, y_block=y_block, metrics=metrics,
+                         valid_idx=range(n_tv - n_valid, n_tv), seed=seed, epochs=epochs, lr=lr)
+    return learn, df.iloc[n_tv:].reset_index(drop=True)
 
 
 @pytest.fixture(scope='session')

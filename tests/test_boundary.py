@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RocAucBinary, accuracy)
+from conftest import train_recipe
 from fastai_featimp.all import (FeatureInterpretation, LearnerSpec, RetrainRecipe, isolated_seed, make_demo_data,
                                 permutation_importance, feature_sensitivity, derived_generator)
 
@@ -42,18 +43,14 @@ def months():
     df = make_demo_data(3000, 'regression', seed=5)
     df['month'] = [f'{m:02d}' for m in np.random.default_rng(0).integers(1, 13, len(df))]
     df['y'] = df.y + (df.month.astype(int) % 3)
-    with isolated_seed(0):
-        dls = TabularDataLoaders.from_df(df.iloc[:2400], procs=[Categorify, FillMissing, Normalize], cat_names=['month', 'shade'],
-                                         cont_names=['x1', 'x2', 'x3'], y_names='y', valid_idx=list(range(2000, 2400)), bs=256)
-        learn = tabular_learner(dls, layers=[32])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 1e-2)
+    learn = train_recipe(df.iloc[:2400], ['month', 'shade'], ['x1', 'x2', 'x3'], 'y', valid_idx=range(2000, 2400), layers=[32], epochs=2)
     return learn, df.iloc[2400:].reset_index(drop=True)
 
 
 # 3. RetrainRecipe.from_learner rebuilds the same network when the learner has y_range
 def test_recipe_keeps_layers_with_y_range(reg):
     learn, _ = reg
-    with isolated_seed(0): yr = tabular_learner(learn.dls, layers=[200, 100], y_range=(-6, 6))
+    with isolated_seed(0): yr = tabular_learner(learn.dls, layers=[200, 100], y_range=(-6, 6))   # untrained, on the fixture's dls: no recipe needed
     r = RetrainRecipe.from_learner(yr, make_demo_data(500, seed=1))
     assert r.learner_kwargs['layers'] == [200, 100] and r.learner_kwargs['y_range'] == (-6.0, 6.0)
 
@@ -115,7 +112,7 @@ def fi_seed(learn, df, seed): return learn.feature_importance(df=df, n_repeats=2
 # 8. a classifier whose custom loss has no activation reports probabilities, and says how it got them
 def test_custom_loss_without_activation_reports_probabilities(clf):
     learn, test_df = clf
-    plain = tabular_learner(learn.dls, layers=[100, 50], loss_func=nn.CrossEntropyLoss())
+    plain = tabular_learner(learn.dls, layers=[100, 50], loss_func=nn.CrossEntropyLoss())   # the fixture's weights under another loss: not a training
     plain.model.load_state_dict(learn.model.state_dict())
     with pytest.warns(UserWarning, match='has no `activation`'):
         spec = LearnerSpec.from_learner(plain)
@@ -135,7 +132,7 @@ def test_explain_without_continuous_or_categorical_columns():
         with isolated_seed(0):
             dls = TabularDataLoaders.from_df(df.iloc[:1200], procs=[Categorify, FillMissing, Normalize], cat_names=list(cats),
                                              cont_names=list(conts), y_names='y', valid_idx=list(range(1000, 1200)), bs=128)
-            learn = tabular_learner(dls, layers=[16])
+            learn = tabular_learner(dls, layers=[16])   # untrained: Shapley's additivity holds for any weights
         sv = learn.explain(df.iloc[1200:1203], df=df.iloc[1200:], n_background=20, seed=0, progress=False)
         per = sv.groupby('row')
         np.testing.assert_allclose(per.attribution.sum(), per.prediction.first() - per.base_value.first(), atol=1e-9)

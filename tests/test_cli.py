@@ -4,8 +4,8 @@ import os, subprocess, sys
 import numpy as np
 import pandas as pd
 import pytest
-from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize
-from fastai_featimp.all import isolated_seed, make_demo_data
+from conftest import train_recipe
+from fastai_featimp.all import make_demo_data
 
 
 @pytest.fixture(scope='module')
@@ -15,12 +15,7 @@ def exported(tmp_path_factory):
     df['month'] = [f'{m:02d}' for m in rng.integers(1, 13, len(df))]          # zero-padded codes
     df['store'] = rng.integers(1, 6, len(df)).astype(str)                      # numbers stored as strings
     df['y'] = df.y + 0.5 * (df.month.astype(int) % 4) - 0.3 * df.store.astype(int)
-    with isolated_seed(0):
-        dls = TabularDataLoaders.from_df(df.iloc[:2000], procs=[Categorify, FillMissing, Normalize],
-                                         cat_names=['month', 'store', 'shade'], cont_names=['x1', 'x2', 'x3'], y_names='y',
-                                         valid_idx=list(range(1600, 2000)), bs=256)
-        learn = tabular_learner(dls, layers=[32])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3, 1e-2)
+    learn = train_recipe(df.iloc[:2000], ['month', 'store', 'shade'], ['x1', 'x2', 'x3'], 'y', valid_idx=range(1600, 2000), layers=[32], epochs=3)
     d = tmp_path_factory.mktemp('cli')
     learn.export(d / 'export.pkl')
     test_df = df.iloc[2000:].reset_index(drop=True)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy import stats
 
-from fastai.tabular.all import TabularDataLoaders, tabular_learner, Normalize, RegressionBlock
-from fastai_featimp.all import (association_matrix, auto_groups, cramers_v, correlation_ratio, spearman, isolated_seed,
+from fastai.tabular.all import Normalize, RegressionBlock
+from fastai_featimp.all import (RetrainRecipe, association_matrix, auto_groups, cramers_v, correlation_ratio, spearman,
                                 top_correlated, within_strata_permutation, strata_codes)
 
 
@@ -66,11 +66,9 @@ def test_within_strata_permutation_is_uniform_within_strata():
 def _train_continuous(df, cont_names, n_train):
     "A small seeded regression learner on the first `n_train` rows of `df` (target `y`); returns `(learn, test_df)`."
     tr, te = df.iloc[:n_train], df.iloc[n_train:].reset_index(drop=True)
-    with isolated_seed(0):
-        dls = TabularDataLoaders.from_df(tr, procs=[Normalize], cont_names=list(cont_names), y_names='y',
-                                         y_block=RegressionBlock(), valid_pct=0.2, bs=128)
-        learn = tabular_learner(dls, layers=[64, 32])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(4, 1e-2)
+    # the recipe's seeded 20% validation sample (it replaced fastai's RandomSplitter(valid_pct=0.2) here: another split, the same design)
+    learn = RetrainRecipe(tr.reset_index(drop=True), cat_names=[], cont_names=list(cont_names), y_names=['y'], procs=[Normalize],
+                          y_block=RegressionBlock(), learner_kwargs=dict(layers=[64, 32]), epochs=4, bs=128, seed=0).train()
     return learn, te
 
 

@@ -298,15 +298,12 @@ def test_h_statistic_additive_zero_product_positive():
 
 def test_h_statistic_on_a_learner_with_a_product_term():
     "A tiny fastai learner on y = a*b + c: H(a, b) is clearly larger than for the additive pairs."
-    from fastai.tabular.all import TabularDataLoaders, tabular_learner, Normalize
-    from fastai_featimp.all import isolated_seed
+    from fastai.tabular.all import Normalize
+    from conftest import train_recipe
     rng = np.random.default_rng(0)
     df = pd.DataFrame(rng.normal(size=(3000, 3)), columns=['a', 'b', 'c'])
     df['y'] = df.a * df.b + df.c + 0.1 * rng.normal(size=3000)
-    with isolated_seed(0):
-        dls = TabularDataLoaders.from_df(df, procs=[Normalize], cont_names=['a', 'b', 'c'], y_names='y', valid_idx=list(range(2500, 3000)), bs=128)
-        learn = tabular_learner(dls, layers=[64, 32])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(6, 1e-2)
+    learn = train_recipe(df, [], ['a', 'b', 'c'], 'y', valid_idx=range(2500, 3000), procs=[Normalize], layers=[64, 32], epochs=6, bs=128)
     h = learn.h_statistic(df=df.iloc[2500:], max_rows=150, seed=0, progress=False).set_index(['feature_a', 'feature_b']).h
     assert h[('a', 'b')] > 0.5, h
     assert h[('a', 'c')] < 0.2 and h[('b', 'c')] < 0.2, h
