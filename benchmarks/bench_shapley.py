@@ -29,12 +29,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+import common as C
+
 warnings.filterwarnings('ignore')
 
 
 def build(n=6000, seed=0):
-    from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RegressionBlock
-    from fastai_featimp.all import make_demo_data, isolated_seed
+    from fastai_featimp.all import make_demo_data
     df = make_demo_data(n, 'regression', seed=seed, missing=0.0)
     rng = np.random.default_rng(1)
     extra = ['e0', 'e1', 'e2']
@@ -43,11 +44,8 @@ def build(n=6000, seed=0):
     n_tr = int(0.7 * n)
     train, test = df.iloc[:n_tr].reset_index(drop=True), df.iloc[n_tr:].reset_index(drop=True)
     conts = ['x1', 'x2', 'x3', 'x3_twin', 'noise'] + extra
-    with isolated_seed(seed):
-        dls = TabularDataLoaders.from_df(train, procs=[Categorify, FillMissing, Normalize], cat_names=['shade', 'zip'],
-                                         cont_names=conts, y_names='y', y_block=RegressionBlock(), valid_pct=0.2, bs=512)
-        learn = tabular_learner(dls, layers=[100, 50])
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 1e-2)
+    learn = C.train(train, dict(cat_names=['shade', 'zip'], cont_names=conts, y_names='y', task='regression'), epochs=2, bs=512,
+                    layers=(100, 50), n_valid=len(train) // 5)
     return learn, test
 
 

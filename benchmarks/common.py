@@ -118,22 +118,21 @@ def replicate_rows(df:pd.DataFrame, n:int) -> pd.DataFrame:
 # training
 # ----------------------------------------------------------------------------------------------------------------
 
-def train(fit_df:pd.DataFrame, spec:dict, epochs:int=1, bs:int=64, layers=(200, 100), valid_frac:float=0.15, lr:float=1e-2):
-    """A `tabular_learner` (procs Categorify, FillMissing, Normalize; default layers [200, 100]; fastai's default bs=64)
-    trained briefly on `fit_df` inside `isolated_seed(SEED)` (the last `valid_frac` of the rows validate)."""
-    from fastai.tabular.all import (TabularDataLoaders, tabular_learner, Categorify, FillMissing, Normalize, RegressionBlock,
-                                    CategoryBlock, rmse, accuracy)
-    from fastai_featimp.core.state import isolated_seed
-    n_valid = max(200, int(len(fit_df) * valid_frac))
+def train(fit_df:pd.DataFrame, spec:dict, epochs:int=1, bs:int=64, layers=(200, 100), valid_frac:float=0.15, lr:float=1e-2,
+          n_valid:int|None=None):
+    """The benchmarks' one training: a `RetrainRecipe` (the package's one way to train; procs Categorify, FillMissing,
+    Normalize; default layers [200, 100]; fastai's default bs=64), seeded with SEED; the last `n_valid` rows (default
+    `max(200, valid_frac * rows)`) validate."""
+    from fastai.tabular.all import RegressionBlock, CategoryBlock, rmse, accuracy
+    from fastai_featimp.all import RetrainRecipe
+    n_valid = max(200, int(len(fit_df) * valid_frac)) if n_valid is None else n_valid
     reg = spec['task'] == 'regression'
-    with isolated_seed(SEED):
-        dls = TabularDataLoaders.from_df(fit_df, procs=[Categorify, FillMissing, Normalize], cat_names=list(spec['cat_names']),
-                                         cont_names=list(spec['cont_names']), y_names=spec['y_names'],
-                                         y_block=RegressionBlock() if reg else CategoryBlock(),
-                                         valid_idx=list(range(len(fit_df) - n_valid, len(fit_df))), bs=bs)
-        learn = tabular_learner(dls, layers=list(layers), metrics=rmse if reg else accuracy)
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
-    return learn
+    y = spec['y_names']
+    recipe = RetrainRecipe(fit_df.reset_index(drop=True), cat_names=list(spec['cat_names']), cont_names=list(spec['cont_names']),
+                           y_names=[y] if isinstance(y, str) else list(y), y_block=RegressionBlock() if reg else CategoryBlock(),
+                           valid_idx=list(range(len(fit_df) - n_valid, len(fit_df))),
+                           learner_kwargs=dict(layers=list(layers), metrics=rmse if reg else accuracy), epochs=epochs, lr=lr, bs=bs, seed=SEED)
+    return recipe.train()
 
 # ----------------------------------------------------------------------------------------------------------------
 # child processes
