@@ -3,7 +3,7 @@
 
 For each dataset and number of rows, on the model's device (CUDA when available, else CPU), in one process:
 
-  encoding   FeatureInterpretation.from_learner (the learner's procs, on the CPU) and inputs() (copy to the device),
+  encoding   FeatureInterpretation.from_learner (the learner's procs, on the CPU) and .inputs (copy to the device),
              timed separately
   floor      n_features x n_repeats bare forward passes of the model over the encoded rows, at each chunk size of
              --chunks; the best chunk size is the floor
@@ -106,7 +106,7 @@ def bench_size(learn, df, n, pdp_col, args, dev, first):
     R, runs = args.repeats, args.runs
     out = dict(rows=n)
     interp, out['encode_s'] = timed(lambda: FeatureInterpretation.from_learner(learn, df=df), dev)
-    ins, out['to_device_s'] = timed(interp.inputs, dev)
+    ins, out['to_device_s'] = timed(lambda: interp.inputs, dev)
     y = interp.targets(); feats = interp.features
     passes = len(feats) * R
     model = learn.model
@@ -163,7 +163,7 @@ def bench_size(learn, df, n, pdp_col, args, dev, first):
 def forum(learn, df, R, n_feat_timed, dev):
     "The forum approach at the learner's batch size: per feature and repeat, test_dl on a shuffled copy + validate."
     from fastai_featimp.adapters.tabular.spec import LearnerSpec
-    feats = [f.name for f in LearnerSpec.from_learner(learn).features()]
+    feats = [f.name for f in LearnerSpec.from_learner(learn).features]
     timed_feats = feats[:n_feat_timed] if n_feat_timed else feats
     rng = np.random.default_rng(0)
     def run():

@@ -18,7 +18,7 @@ Datasets (each learner: default tabular_learner, layers [200, 100], trained brie
             x2_na), trained on a separate draw of 6,000 rows; scored: a fresh draw of the given number of rows
 
 `--stages` adds, once per dataset and size, ours broken into stages in one process (peak RSS over the same starting
-point in each stage): encoding (FeatureInterpretation.from_learner), moving to the device (inputs()), the engine
+point in each stage): encoding (FeatureInterpretation.from_learner), moving to the device (.inputs), the engine
 (all forward passes, outputs dropped), scoring (the learner's loss on one job's predictions), and the whole
 importance call.
 
@@ -79,7 +79,7 @@ def child_stages(args):
     interp = stage('encoding: FeatureInterpretation.from_learner', lambda: FeatureInterpretation.from_learner(learn, df=df))
     d = interp.data
     held = sum(t.numel() * t.element_size() for t in (d.x_cat, d.x_cont, d.y) if t is not None) / 2**20
-    ins = stage('moving to the device: inputs()', interp.inputs)
+    ins = stage('moving to the device: .inputs', lambda: interp.inputs)
     y = interp.targets()
     feats = interp.features
     perm = repeat_permutation(len(y), 0, 0, device=y.device)

@@ -77,7 +77,7 @@ def prepare_floor(learn, df):
     from fastai_featimp.adapters.tabular.encode import encode
     from fastai_featimp.core.engine import default_bs
     data = encode(learn, df=df)
-    return data.x_cat, data.x_cont, default_bs((data.x_cat, data.x_cont), predict=learn.model), len(data.features())
+    return data.x_cat, data.x_cont, default_bs((data.x_cat, data.x_cont), predict=learn.model), len(data.features)
 
 def run_floor(learn, prepared, repeats):
     "n_features x repeats bare forward passes in eval mode under inference_mode (the model's modes restored), in full chunks as the engine packs them."
@@ -105,7 +105,7 @@ def child_forum(args):
     "(a) per feature and repeat: shuffle a raw column of a copy, test_dl, validate; plus a baseline."
     learn, df = _setup(args._workdir)
     from fastai_featimp.adapters.tabular.spec import LearnerSpec
-    feats = [f.name for f in LearnerSpec.from_learner(learn).features()]
+    feats = [f.name for f in LearnerSpec.from_learner(learn).features]
     timed_feats = feats[:args.forum_features] if args.forum_features else feats
     rng = np.random.default_rng(C.SEED)
     mem = C.PeakRSS().start()

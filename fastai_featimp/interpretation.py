@@ -67,7 +67,7 @@ class FeatureInterpretation:
     @property
     def n_rows(self)->int: return self.data.n_rows
     @property
-    def features(self)->list: return self.spec.features()
+    def features(self)->list: return self.spec.features
     @property
     def outputs(self)->list: return list(self.spec.output_names)
     @property
@@ -84,7 +84,7 @@ class FeatureInterpretation:
                 f"outputs {self.outputs}, default target {self.default_target})")
 
 # %% ../nbs/20_interpretation.ipynb #6eb54b19
-@patch
+@patch(as_prop=True)
 def inputs(self:FeatureInterpretation)->tuple:
     "The encoded inputs `(x_cat, x_cont)` on the model's device (moved once); `x_cat` in a compact integer dtype, which `engine.forward` and `spec.predict` widen for the model."
     dev = self.spec.device
@@ -101,7 +101,7 @@ def targets(self:FeatureInterpretation)->torch.Tensor:
         if self.data.label_error: raise ValueError(f"the rows' labels cannot be used: {self.data.label_error}")
         raise ValueError(f"the rows have no target column(s) {self.spec.y_names}; this analysis compares predictions with "
                          f"labels, so build the interpretation from a labelled DataFrame (with {self.spec.y_names}) or DataLoader.")
-    self.inputs()
+    _ = self.inputs   # moves the inputs and the labels to the model's device once
     return self._cache['y']
 
 # %% ../nbs/20_interpretation.ipynb #486a6095
@@ -176,7 +176,7 @@ def score(self:FeatureInterpretation,
     "The learner's score on the rows (loss or metric), as `learn.validate` computes it."
     scorer = self.spec.scorer(metric, higher_is_better)
     with eval_mode(self.model):
-        (_, preds), = predict_jobs(self.model, self.inputs(), [Job()], bs)
+        (_, preds), = predict_jobs(self.model, self.inputs, [Job()], bs)
     return scorer(preds, self.targets())
 
 # %% ../nbs/20_interpretation.ipynb #45040a3d
@@ -223,7 +223,7 @@ def importance(self:FeatureInterpretation,
         strata, partners = assoc_.partner_strata(fr, fr.attrs['kinds'], {f.name: list(f.members or (f.name,)) for f in features},
                                                  assoc, cond_threshold, conditional if isinstance(conditional, dict) else None, n_bins)
         extra.update(conditional=True, partners=partners, n_bins=n_bins)
-    fi = perm_.permutation_importance(self.model, self.inputs(), y, score=scorer, features=features, n_repeats=n_repeats,
+    fi = perm_.permutation_importance(self.model, self.inputs, y, score=scorer, features=features, n_repeats=n_repeats,
                                       seed=seed, max_rows=max_rows, bs=bs, progress=progress, strata=strata, per_output=per_output,
                                       interval=interval, n_boot=n_boot, max_repeats=max_repeats, tol=tol)
     if per_output:
@@ -251,7 +251,7 @@ def double_permutation(self:FeatureInterpretation,
                        max_rows:int|None=None, # score a seeded random subsample of this many rows
                       )->pd.DataFrame:
     "Every pair of features permuted jointly: pair importance, interaction and joint share, as a tidy table."
-    dp = inter_.double_permutation(self.model, self.inputs(), self.targets(), score=self.spec.scorer(metric, higher_is_better),
+    dp = inter_.double_permutation(self.model, self.inputs, self.targets(), score=self.spec.scorer(metric, higher_is_better),
                                    features=self.features, cols=cols, top_k=top_k, n_repeats=n_repeats, seed=seed,
                                    max_rows=max_rows, bs=bs, progress=progress)
     return self._finish(dp, 'interactions', plot)
@@ -288,7 +288,7 @@ def _rows(self:FeatureInterpretation, max_rows, seed, name='max_rows'):
     seed = resolve_seed(seed)
     idx = subsample_rows(self.n_rows, max_rows, derived_generator(seed, 'rows'), name)
     rows = idx.numpy() if idx is not None else np.arange(self.n_rows)
-    ins = self.inputs()
+    ins = self.inputs
     return seed, (ins if idx is None else tuple(x[idx.to(x.device)] for x in ins)), rows
 
 @patch
@@ -387,7 +387,7 @@ def h_statistic(self:FeatureInterpretation,
     if cols is not None: cols = self._check_cols(cols)
     sel, onames = self.spec.resolve_target(target)
     with eval_mode(self.model):
-        h = hstat_.h_statistic(self.spec.predict, self.inputs(), features=self.features, cols=cols, kind=kind, output=sel,
+        h = hstat_.h_statistic(self.spec.predict, self.inputs, features=self.features, cols=cols, kind=kind, output=sel,
                              max_rows=max_rows, n_repeats=n_repeats, seed=seed, bs=bs, progress=progress)
     return self._finish(h, 'h_statistic', plot, outputs=onames, task=self.spec.task, target=target)
 
@@ -441,9 +441,9 @@ def explain(self:FeatureInterpretation,
         if len(bad): raise ValueError(f"row position(s) {bad[:5].tolist()} are out of range: the interpretation has {self.n_rows} rows.")
         positions = positions % self.n_rows
         idx = torch.as_tensor(positions)
-        x, raw_df, ids = tuple(t[idx.to(t.device)] for t in self.inputs()), None, positions.tolist()
+        x, raw_df, ids = tuple(t[idx.to(t.device)] for t in self.inputs), None, positions.tolist()
     bg_idx = subsample_rows(self.n_rows, n_background, derived_generator(seed, 'background'), 'n_background')
-    bg = self.inputs() if bg_idx is None else tuple(t[bg_idx.to(t.device)] for t in self.inputs())
+    bg = self.inputs if bg_idx is None else tuple(t[bg_idx.to(t.device)] for t in self.inputs)
     outputs = 'predicted' if isinstance(target, str) and target == 'predicted' else self.spec.resolve_target(target)[0]
     with eval_mode(self.model):
         sv = shap_.explain_rows(self.spec.predict, x, bg, features, method=method, n_permutations=n_permutations, seed=seed,
@@ -473,9 +473,9 @@ def sensitivity(self:FeatureInterpretation,
     "Label-free sensitivity of the prediction (probabilities for classifiers) to each column."
     sel, onames = self.spec.resolve_target(target)
     act = self.spec.activation
-    def output(p): return (act(p) if act is not None else p).reshape(len(p), -1)[:, sel]
-    t = sens_.feature_sensitivity(self.model, self.inputs(), features=self.features, groups=groups, cols=cols, method=method,
-                                  noise_scale=noise_scale, n_repeats=n_repeats, seed=seed, max_rows=max_rows, output=output,
+    def transform(p): return (act(p) if act is not None else p).reshape(len(p), -1)[:, sel]
+    t = sens_.feature_sensitivity(self.model, self.inputs, features=self.features, groups=groups, cols=cols, method=method,
+                                  noise_scale=noise_scale, n_repeats=n_repeats, seed=seed, max_rows=max_rows, transform=transform,
                                   output_names=onames if per_output else None, per_output=per_output, normalize=normalize,
                                   bs=bs, progress=progress)
     return self._finish(t, 'sensitivity_matrix' if per_output else 'sensitivity', plot, outputs=onames, target=target)

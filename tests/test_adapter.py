@@ -131,7 +131,7 @@ def test_na_indicator_is_part_of_its_column(reg):
     row = fi.set_index('feature').loc['x2']
     assert row['columns'] == 'x2, x2_na' and row['type'] == 'continuous'
     # the encoded feature really holds both columns: the continuous x2 and the categorical x2_na
-    x2 = {f.name: f for f in encode(learn, df=test_df).features()}['x2']
+    x2 = {f.name: f for f in encode(learn, df=test_df).features}['x2']
     cats, conts = list(learn.dls.cat_names), list(learn.dls.cont_names)
     assert set(x2.columns) == {(0, cats.index('x2_na')), (1, conts.index('x2'))}
 

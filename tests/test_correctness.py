@@ -192,7 +192,7 @@ def test_each_job_permutes_exactly_one_feature_with_a_shared_permutation(reg):
     rec = Recording(learn.model)
     spy = Learner(learn.dls, rec, loss_func=learn.loss_func)
     spy.feature_importance(df=test_df, n_repeats=R, seed=0, progress=False, bs=n)
-    feats = {f.name: f for f in enc.features()}
+    feats = {f.name: f for f in enc.features}
     assert len(rec.calls) == 1 + R * len(feats)
     xc0, xn0 = rec.calls[0]
     assert torch.equal(xc0, enc.x_cat) and torch.equal(xn0, enc.x_cont)

@@ -43,7 +43,7 @@ def test_the_model_sees_int64_codes_in_every_pass(reg):
     seen = set()
     def model(x_cat, x_cont): seen.add(x_cat.dtype); return learn.model(x_cat, x_cont)
     with eval_mode(learn.model):
-        list(predict_jobs(model, interp.inputs(), [Job(), Job(((0, 0),), torch.randperm(interp.n_rows))], bs=500))
+        list(predict_jobs(model, interp.inputs, [Job(), Job(((0, 0),), torch.randperm(interp.n_rows))], bs=500))
     assert seen == {torch.int64}
 
 

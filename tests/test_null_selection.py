@@ -58,11 +58,11 @@ def test_select_features_history_and_noise_floor(tiny):
     h = sel.history
     assert list(h.columns) == ['step', 'dropped', 'n_features', 'score', 'delta', 'floor', 'limit', 'accepted', 'kept']
     assert h.step.tolist() == list(range(len(h))) and len(h) == 2 and h.n_features.tolist() == [7, 6]
-    assert h.dropped[0] == '' and h.dropped[1] in recipe.features()
+    assert h.dropped[0] == '' and h.dropped[1] in recipe.features
     assert h.limit[0] == pytest.approx(h.score[0] + h.floor[0])                         # a loss: limit = best + floor
     assert h.accepted[1] == (h.score[1] <= h.limit[1])
     assert sel.history.attrs['n_retrains'] == 4                                        # 2 models x 2 seeds
-    assert set(sel.kept) == set(recipe.features()) - ({h.dropped[1]} if h.accepted[1] else set())
+    assert set(sel.kept) == set(recipe.features) - ({h.dropped[1]} if h.accepted[1] else set())
     assert sel.plot() is not None
 
 

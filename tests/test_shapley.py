@@ -291,7 +291,7 @@ def test_learner_agrees_with_shap_exact(reg):
     ours = learn.explain(rows, background=pool, n_background=None, method='exact', progress=False)
     from fastai_featimp.all import encode
     data = encode(learn, df=pd.concat([rows, pool]), labelled=False)
-    feats = data.features()
+    feats = data.features
     model = learn.model.eval()
 
     def f(ids):   # ids: (n, n_features) row numbers into the combined encoded table

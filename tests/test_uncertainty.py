@@ -65,7 +65,7 @@ def test_row_scores_average_to_the_score(reg, clf):
     "The per-row form of each mean-type score reproduces the score itself (so the paired interval is centred right)."
     for learn, test_df, metrics in [(reg[0], reg[1], [None, 'mse', 'mae']), (clf[0], clf[1], [None, 'accuracy', 'error_rate'])]:
         it = FeatureInterpretation.from_learner(learn, df=test_df)
-        x, y = it.inputs(), it.targets()
+        x, y = it.inputs, it.targets()
         with eval_mode(learn.model): preds = forward(learn.model, x)     # the raw model outputs, as the engine computes them
         for m in metrics:
             sc = it.spec.scorer(m)

@@ -47,14 +47,14 @@ def _jobs(features, inputs, n_repeats, seed, method, noise_scale, noise_units):
     return jobs, used
 
 def sensitivity_scores(model, inputs, features, n_repeats, seed, method='permute', noise_scale=0.2, noise_units='std',
-                       output=None, bs=None, progress=True):
+                       transform=None, bs=None, progress=True):
     "Per feature, repeat and output: RMS and mean absolute change of the model's output; the method used per feature."
     jobs, used = _jobs(features, inputs, n_repeats, seed, method, noise_scale, noise_units)
     it = predict_jobs(model, inputs, jobs, bs)
     if progress: it = progress_bar(it, total=len(jobs), leave=False)
     base, rms, mabs = None, [], []
     for j, p in it:
-        p = (output(p) if output is not None else p).float().reshape(len(p), -1)
+        p = (transform(p) if transform is not None else p).float().reshape(len(p), -1)
         if j == 0: base = p; continue
         d = p - base
         rms.append(d.pow(2).mean(0).sqrt().cpu().numpy()); mabs.append(d.abs().mean(0).cpu().numpy())
@@ -75,7 +75,7 @@ def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) o
                         seed:int|None=None, # seed (None: fresh, kept in `attrs['seed']`)
                         max_rows:int|None=None, # use a seeded random subsample of this many rows
                         feature_axis:int=-1, # axis of the features in each input (3-D: samples x time x features)
-                        output=None, # transform applied to the model output first (e.g. `torch.softmax`)
+                        transform=None, # applied to the model's output before comparing (e.g. `torch.softmax`)
                         output_names=None, # names of the output columns (per_output tables)
                         per_output:bool=False, # a feature x output table instead of one row per feature
                         normalize:bool=False, # add `share`: sensitivity divided by its sum over features
@@ -93,7 +93,7 @@ def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) o
     features = resolve_features(features, groups, cols)
     with eval_mode(predict):
         rms, mabs, used = sensitivity_scores(model, inputs, features, n_repeats, seed, method, noise_scale, noise_units,
-                                             output, bs, progress)
+                                             transform, bs, progress)
     attrs = dict(method=f'sensitivity ({method})', noise_scale=noise_scale if method == 'noise' else None,
                  noise_units=noise_units if method == 'noise' else None, n_repeats=n_repeats, seed=seed,
                  n_rows=len(inputs[0]), n_outputs=rms.shape[2])

@@ -47,7 +47,7 @@ def _drop_sets(recipe, cols, groups):
         if not g: raise ValueError("a group to drop is empty: a group needs at least one column.")
         sets['+'.join(g)] = g
     grouped = {c for g in sets.values() for c in g}
-    for c in (recipe.features() if cols is None else as_names(cols, 'cols', allow_empty=True)):
+    for c in (recipe.features if cols is None else as_names(cols, 'cols', allow_empty=True)):
         if c not in grouped: sets[c] = [c]
     if not sets: raise ValueError("cols and groups select nothing to drop: name at least one column (cols=None drops each column in turn).")
     for s in sets.values(): recipe.check(drop=s)
@@ -77,7 +77,7 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
     sets = _drop_sets(recipe, cols, groups)
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
-    meta = dict(features=recipe.features(), epochs=recipe.epochs, lr=recipe.lr, seed=seed, n_test=len(test_df),
+    meta = dict(features=recipe.features, epochs=recipe.epochs, lr=recipe.lr, seed=seed, n_test=len(test_df),
                 metric=metric_key(metric))
     store = ResultCache(cache, meta, 'drop_column_importance')
     scores = store.load(); store.check_writable()

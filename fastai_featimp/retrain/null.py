@@ -82,7 +82,7 @@ def null_importance(recipe:RetrainRecipe, # how to retrain
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
     imp = dict(n_repeats=check_int(n_repeats, 'n_repeats', min=1), seed=seed, interval='repeats')
-    meta = dict(features=recipe.features(), epochs=recipe.epochs, lr=recipe.lr, seed=seed, n_test=len(test_df),
+    meta = dict(features=recipe.features, epochs=recipe.epochs, lr=recipe.lr, seed=seed, n_test=len(test_df),
                 metric=metric_key(metric), n_repeats=n_repeats, observed='learn' if learn is not None else 'recipe')
     store = ResultCache(cache, meta, 'null_importance')
     done = store.load(); store.check_writable()

@@ -65,26 +65,29 @@ class RetrainRecipe:
         base.update(kwargs)
         return cls(df=df, **base)
 
-    def features(self)->list: return list(self.cat_names) + list(self.cont_names)
+    @property
+    def features(self)->list:
+        "The raw input columns, categorical then continuous."
+        return list(self.cat_names) + list(self.cont_names)
 
     def check(self, drop=()):
         "Raise a ValueError now if the recipe cannot rebuild its data (or `drop` names unknown columns)."
         if not isinstance(self.df, pd.DataFrame) or len(self.df) == 0: raise ValueError("the recipe's df must be a non-empty DataFrame of raw training rows.")
-        missing = [c for c in self.features() + list(self.y_names) if c not in self.df.columns]
+        missing = [c for c in self.features + list(self.y_names) if c not in self.df.columns]
         if missing: raise ValueError(f"the recipe's df lacks column(s) {missing}; it has {list(self.df.columns)}.")
-        unknown = [c for c in drop if c not in self.features()]
-        if unknown: raise ValueError(f"unknown column(s) {unknown} to drop: the recipe's columns are {self.features()}.")
+        unknown = [c for c in drop if c not in self.features]
+        if unknown: raise ValueError(f"unknown column(s) {unknown} to drop: the recipe's columns are {self.features}.")
         if self.valid_idx is not None: check_valid_idx(self.valid_idx, len(self.df))
         check_int(self.epochs, 'epochs', min=1); check_int(self.bs, 'bs', min=1); check_int(self.seed, 'seed', min=0)
         check_number(self.lr, 'lr', min=0, min_inclusive=False)
-        if len(set(self.features()) - set(drop)) == 0: raise ValueError("dropping every column leaves nothing to train on.")
+        if len(set(self.features) - set(drop)) == 0: raise ValueError("dropping every column leaves nothing to train on.")
         return self
 
     def check_test_rows(self, test_df:pd.DataFrame # labelled held-out rows
                         )->pd.DataFrame:
         "Raise a ValueError now if `test_df` cannot score the retrained models (empty, or lacking a column)."
         if not isinstance(test_df, pd.DataFrame) or len(test_df) == 0: raise ValueError("test_df must be a non-empty labelled DataFrame.")
-        missing = [c for c in self.features() + list(self.y_names) if c not in test_df.columns]
+        missing = [c for c in self.features + list(self.y_names) if c not in test_df.columns]
         if missing: raise ValueError(f"test_df lacks column(s) {missing} needed to score the retrained models.")
         return test_df
 

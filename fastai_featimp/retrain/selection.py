@@ -63,7 +63,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
         recipe.check_test_rows(test_df)
     n_seeds = check_int(n_seeds, 'n_seeds (the noise floor needs a spread of at least 2 retrains per model)', min=2)
     n_repeats = check_int(n_repeats, 'n_repeats', min=1)
-    features = recipe.features()
+    features = recipe.features
     min_features = check_int(min_features, 'min_features', min=1, max=len(features))
     max_drops = check_int(max_drops, 'max_drops', min=0, none_ok=True)
     seed = recipe.seed if seed is None else resolve_seed(seed)

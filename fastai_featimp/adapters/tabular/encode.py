@@ -36,6 +36,7 @@ class EncodedData:
     def n_rows(self)->int: return len(self.x_cat)
     @property
     def inputs(self)->tuple: return (self.x_cat, self.x_cont)
+    @property
     def features(self)->list:
         "One `Feature` per raw column (a continuous column and its `_na` indicator together)."
         return table_features(self.columns)

@@ -136,6 +136,7 @@ class LearnerSpec:
     def cat_levels(self)->dict:
         "Column -> its known levels (the vocabulary without `#na#`) for every categorical input column."
         return {c: v[1:] for c, v in self.vocabs.items()}
+    @property
     def features(self)->list:
         "One `Feature` per raw column (a continuous column and its `_na` indicator together), in column order."
         return table_features(self.columns)
