@@ -37,7 +37,7 @@ def pair_table(names, single, joint, pairs, attrs=None)->pd.DataFrame:
 # %% ../../nbs/12_analyses.interactions.ipynb #2b3940de
 def double_permutation(predict, # model: a callable or `nn.Module` on the input tensors
                        inputs, # tensor / array, or tuple of them, rows on axis 0; features on the last axis
-                       target=None, # targets passed to `score`
+                       y=None, # the labels passed to `score` (`target` is the facade's class to report)
                        *, score=None, # callable `f(preds, target)`, `Scorer` or fastai `Metric`; default: mean squared error
                        features=None, # list of `Feature`; default: one per column of each input's last axis
                        feature_names=None, # names for the default features
@@ -52,11 +52,11 @@ def double_permutation(predict, # model: a callable or `nn.Module` on the input 
                        progress:bool=True, # show a progress bar
                       )->pd.DataFrame:
     "Importance of every pair of features permuted jointly, and `interaction = imp(ab) - imp(a) - imp(b)`."
-    if target is None: raise ValueError("double permutation needs `target` (labels) to score against.")
+    if y is None: raise ValueError("double permutation needs `y` (labels) to score against.")
     n_repeats = check_int(n_repeats, 'n_repeats', min=1)
     top_k = check_int(top_k, 'top_k', min=2)
     seed = resolve_seed(seed)
-    inputs, target, _, model = prepare_inputs(predict, inputs, target, max_rows, derived_generator(seed, 'rows'), device, min_rows=2)
+    inputs, target, _, model = prepare_inputs(predict, inputs, y, max_rows, derived_generator(seed, 'rows'), device, min_rows=2)
     if features is None: features = default_features(inputs, feature_names)
     features = resolve_features(features)
     scorer = Scorer(score if score is not None else mean_squared_error, higher_is_better=higher_is_better)

@@ -199,7 +199,7 @@ def adaptive_settled(values, # one sequence of repeated importances per feature 
 # %% ../../nbs/10_analyses.permutation.ipynb #45f8b91b
 def permutation_importance(predict, # model: `nn.Module` (eval mode for the call) or callable; given numpy arrays if `inputs` are numpy
                            inputs, # tensor / array, or tuple of them, rows on axis 0; features on `feature_axis`
-                           target=None, # targets passed to `score`
+                           y=None, # the labels passed to `score` (`target` is the facade's class to report)
                            *, score=None, # callable `f(preds, target)`, `Scorer` or fastai `Metric`; default: mean squared error
                            features=None, # list of `Feature`; default: one per column of each input's last axis
                            feature_names=None, # names for the default features (in input order)
@@ -221,7 +221,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
                            tol:float=0.01, # with `n_repeats='auto'`: settled below this half-width x the largest importance
                           )->pd.DataFrame:
     "Permutation importance of each feature (or group) of `inputs` for `predict`, as a sorted table."
-    if target is None: raise ValueError("permutation importance needs `target` (labels) to score against; "
+    if y is None: raise ValueError("permutation importance needs `y` (labels) to score against; "
                                         "for a label-free analysis use `feature_sensitivity`.")
     auto = isinstance(n_repeats, str)
     if auto:
@@ -233,7 +233,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     check_choice(interval, 'interval', ('rows', 'repeats'))
     n_boot = check_int(n_boot, 'n_boot', min=2)
     seed = resolve_seed(seed)
-    inputs, target, idx, model = prepare_inputs(predict, inputs, target, max_rows, derived_generator(seed, 'rows'), device,
+    inputs, target, idx, model = prepare_inputs(predict, inputs, y, max_rows, derived_generator(seed, 'rows'), device,
                                                 feature_axis, min_rows=2)
     if features is None: features = default_features(inputs, feature_names)
     features = resolve_features(features, groups, cols)
