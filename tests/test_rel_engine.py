@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from fastai_featimp.all import FeatureInterpretation, demo_learner, permutation_importance
 from fastai_featimp.core.engine import eval_mode, Job, predict_jobs
-from fastai_featimp.analyses import pdp as pdp_, ale as ale_, hstat as hstat_, sensitivity as sens_, shapley as shap_
+from fastai_featimp.analyses import pdp as pdp_, hstat as hstat_, sensitivity as sens_, shapley as shap_
 from fastai_featimp.analyses import interactions as inter_
 
 TESTS = os.path.dirname(__file__)
