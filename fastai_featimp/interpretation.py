@@ -12,7 +12,7 @@ import torch
 from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastai.learner import Learner
-from .core.checks import check_int, check_number, check_bool, as_names, resolve_seed, derived_generator, subsample_rows
+from .core.checks import check_int, check_number, check_bool, check_fits, as_names, resolve_seed, derived_generator, subsample_rows
 from .core.engine import Job, eval_mode, predict_jobs
 from .core.features import resolve_features
 from .adapters.tabular.spec import LearnerSpec, validation_rows
@@ -203,6 +203,9 @@ def importance(self:FeatureInterpretation,
                tol:float=0.01, # with `n_repeats='auto'`: settled below this half-width x the largest importance
               )->pd.DataFrame:
     "Permutation importance of each column (or group): how much worse the score gets when it is shuffled, as a sorted table."
+    progress, plot, per_output = (check_bool(v, k) for v, k in ((progress, 'progress'), (plot, 'plot'), (per_output, 'per_output')))
+    if conditional is not False and conditional is not None:
+        n_bins = check_fits(check_int(n_bins, 'n_bins', min=1), 'n_bins', 64 * len(self.features), 'the bin edges of the partners')
     y = self.targets()
     scorer = self.spec.scorer(metric, higher_is_better)
     if per_output and (y.ndim < 2 or y.shape[-1] < 2):
@@ -251,6 +254,7 @@ def double_permutation(self:FeatureInterpretation,
                        max_rows:int|None=None, # score a seeded random subsample of this many rows
                       )->pd.DataFrame:
     "Every pair of features permuted jointly: pair importance, interaction and joint share, as a tidy table."
+    progress, plot = check_bool(progress, 'progress'), check_bool(plot, 'plot')
     dp = inter_.double_permutation(self.model, self.inputs, self.targets(), score=self.spec.scorer(metric, higher_is_better),
                                    features=self.features, cols=cols, top_k=top_k, n_repeats=n_repeats, seed=seed,
                                    max_rows=max_rows, bs=bs, progress=progress)
@@ -322,6 +326,7 @@ def partial_dependence(self:FeatureInterpretation,
                        plot:bool=False, # also draw `plot_partial_dependence`
                       )->pd.DataFrame:
     "Partial dependence (and ICE) of the prediction on one or two columns, in raw units, as a tidy table."
+    centered, progress, plot = check_bool(centered, 'centered'), check_bool(progress, 'progress'), check_bool(plot, 'plot')
     kind = pdp_.check_pd_kind(kind)
     grid_resolution, percentiles = pdp_.check_grid_args(grid_resolution, percentiles)
     cols = self._check_cols(cols)
@@ -351,6 +356,7 @@ def ale(self:FeatureInterpretation,
         plot:bool=False, # also draw `plot_ale`
        )->pd.DataFrame:
     "Accumulated local effects of one column on the prediction, in raw units, as a tidy table."
+    plot = check_bool(plot, 'plot')
     if not isinstance(col, str): raise TypeError(f"ALE takes one column name, got {col!r}.")
     col, = self._check_cols(col)
     n_bins = check_int(n_bins, 'n_bins', min=1)
@@ -384,6 +390,7 @@ def h_statistic(self:FeatureInterpretation,
                 plot:bool=False, # also draw `plot_h_statistic`
                )->pd.DataFrame:
     "Friedman's H-statistic of the columns: every pair, or each column against the rest, with its spread over row samples."
+    progress, plot = check_bool(progress, 'progress'), check_bool(plot, 'plot')
     if cols is not None: cols = self._check_cols(cols)
     sel, onames = self.spec.resolve_target(target)
     with eval_mode(self.model):
@@ -419,6 +426,7 @@ def explain(self:FeatureInterpretation,
             progress:bool=True, # show a progress bar
            )->pd.DataFrame:
     "Shapley attributions of each feature (or group) for each explained row: a tidy table (see `shapley_table`)."
+    progress = check_bool(progress, 'progress')
     seed = resolve_seed(seed)
     features = resolve_features(self.features, groups)
     method = shap_.choose_method(method, len(features), n_permutations)
@@ -471,6 +479,8 @@ def sensitivity(self:FeatureInterpretation,
                 plot:bool=False, # draw the bar chart / heatmap
                )->pd.DataFrame:
     "Label-free sensitivity of the prediction (probabilities for classifiers) to each column."
+    per_output, normalize = check_bool(per_output, 'per_output'), check_bool(normalize, 'normalize')
+    progress, plot = check_bool(progress, 'progress'), check_bool(plot, 'plot')
     sel, onames = self.spec.resolve_target(target)
     act = self.spec.activation
     def transform(p): return (act(p) if act is not None else p).reshape(len(p), -1)[:, sel]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import hypothesis_profile  # noqa: F401  (loads the derandomized profile in CI, before SETTINGS below)
 from hypothesis import given, settings, HealthCheck, strategies as st
 from hypothesis.extra import pandas as hpd
 from fastai_featimp.all import FeatureInterpretation

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from ..core.checks import check_int, resolve_seed, derived_generator
+from ..core.checks import check_int, check_fits, resolve_seed, derived_generator
 from ..core.engine import eval_mode, as_inputs, output_width
 from ..adapters.tensors import prepare_inputs
 from .pdp import grid_columns, output_index, pointwise_predictions
@@ -22,7 +22,7 @@ def ale_bins(values, # the column's values (missing values get bin -1)
              n_bins:int=20, # number of quantile bins
             ):
     "ALE edges (unique quantiles, `min` first) and each value's bin (0-based; -1 for missing values)."
-    n_bins = check_int(n_bins, 'n_bins', min=1)
+    n_bins = check_fits(check_int(n_bins, 'n_bins', min=1), 'n_bins', 64, 'the bin edges')
     v = np.asarray(values, dtype=np.float64)
     ok = ~np.isnan(v)
     if ok.sum() == 0: raise ValueError("the column has no (non-missing) values: ALE needs data.")

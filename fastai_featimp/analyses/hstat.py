@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, check_choice, resolve_seed, derived_generator, subsample_rows
+from ..core.checks import check_int, check_bool, check_choice, check_fits, resolve_seed, derived_generator, subsample_rows
 from ..core.engine import Feature, eval_mode, output_width
 from ..core.features import resolve_features, default_features
 from ..core.summary import summarise
@@ -95,7 +95,8 @@ def h_statistic(predict, # model: a callable or `nn.Module` on the input tensors
     "Friedman's H-statistic for every pair of features, or for each feature against all the others, with its spread over row samples."
     check_choice(kind, 'kind', ('pairwise', 'overall'))
     max_rows = check_int(max_rows, 'max_rows', min=2)
-    n_repeats = check_int(n_repeats, 'n_repeats', min=1)
+    n_repeats = check_fits(check_int(n_repeats, 'n_repeats', min=1), 'n_repeats', 8 * max_rows, 'the row samples')
+    progress = check_bool(progress, 'progress')
     seed = resolve_seed(seed)
     inputs, _, _, model = prepare_inputs(predict, inputs, None, None, None, device, feature_axis)
     if features is None: features = default_features(inputs, feature_names)

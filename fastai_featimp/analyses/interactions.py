@@ -9,7 +9,7 @@ from __future__ import annotations
 from itertools import combinations
 import numpy as np
 import pandas as pd
-from ..core.checks import check_int, check_choice, resolve_seed, derived_generator
+from ..core.checks import check_int, check_bool, check_choice, check_fits, resolve_seed, derived_generator
 from ..core.engine import Feature, eval_mode
 from ..core.features import resolve_features, default_features
 from ..core.scoring import Scorer, mean_squared_error
@@ -55,10 +55,13 @@ def double_permutation(predict, # model: a callable or `nn.Module` on the input 
     if y is None: raise ValueError("double permutation needs `y` (labels) to score against.")
     n_repeats = check_int(n_repeats, 'n_repeats', min=1)
     top_k = check_int(top_k, 'top_k', min=2)
+    progress = check_bool(progress, 'progress')
     seed = resolve_seed(seed)
     inputs, target, _, model = prepare_inputs(predict, inputs, y, max_rows, derived_generator(seed, 'rows'), device, min_rows=2)
     if features is None: features = default_features(inputs, feature_names)
     features = resolve_features(features)
+    k = min(top_k, len(features)) if cols is None else len(cols)
+    check_fits(n_repeats, 'n_repeats', 256 * (len(features) + k * (k - 1) // 2), 'the scores of the features and pairs')
     scorer = Scorer(score if score is not None else mean_squared_error, higher_is_better=higher_is_better)
     def run(fs):   # every stage draws the same permutations (the plan depends on the seed only): common random numbers
         base, sc = permutation_scores(model, inputs, target, scorer, fs, n_repeats, seed, bs, progress)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, check_choice, resolve_seed, derived_generator
+from ..core.checks import check_int, check_bool, check_choice, check_fits, resolve_seed, derived_generator
 from ..core.engine import Feature, Job, predict_jobs, eval_mode, as_inputs, output_width
 from ..adapters.tensors import prepare_inputs
 
@@ -90,7 +90,7 @@ def check_grid_args(grid_resolution, # points of a continuous grid (an int >= 2)
                     percentiles, # (low, high) range of a continuous grid, 0 <= low < high <= 1
                    ):
     "`grid_resolution` and `percentiles` checked, as an int and a pair of floats."
-    grid_resolution = check_int(grid_resolution, 'grid_resolution', min=2)
+    grid_resolution = check_fits(check_int(grid_resolution, 'grid_resolution', min=2), 'grid_resolution', 2**10, 'the grid and its predictions')
     try: lo, hi = (float(p) for p in percentiles)
     except (TypeError, ValueError): raise ValueError(f"percentiles must be two numbers (low, high) in [0, 1], got {percentiles!r}.") from None
     if not (0 <= lo < hi <= 1): raise ValueError(f"percentiles must satisfy 0 <= low < high <= 1, got {percentiles!r}.")
@@ -113,7 +113,7 @@ def sklearn_grid(values, # the column's values in the data (missing values are d
     if categorical or len(uniques) < grid_resolution: return uniques
     lo, hi = mquantiles(v, prob=percentiles, axis=0)
     if np.allclose(lo, hi):
-        raise ValueError(f"percentiles {percentiles} of the column are too close to each other ({lo} and {hi}): choose "
+        raise ValueError(f"percentiles {percentiles} of the column are too close to each other ({float(lo):.6g} and {float(hi):.6g}): choose "
                          f"percentiles further apart or pass an explicit grid.")
     return np.linspace(lo, hi, num=grid_resolution, endpoint=True)
 
@@ -147,7 +147,7 @@ def pd_table(names, # grid column names
     grid = {nm: pd.Series(np.asarray(r, dtype=object if not np.issubdtype(np.asarray(r).dtype, np.number) else None)[ix])
             for nm, r, ix in zip(names, raw_axes, idx)}
     avg = np.asarray(avg, dtype=np.float64)
-    if centered:
+    if check_bool(centered, 'centered'):
         avg = avg - avg[:1]
         if ice is not None: ice = ice - ice[:1]
     parts = []
@@ -251,6 +251,7 @@ def partial_dependence(predict, # model: a callable or `nn.Module` on the input 
     "Partial dependence (and ICE) of `predict` on one or two encoded columns, on scikit-learn's grid, as a tidy table."
     kind = check_pd_kind(kind)
     grid_resolution, percentiles = check_grid_args(grid_resolution, percentiles)
+    centered, progress = check_bool(centered, 'centered'), check_bool(progress, 'progress')
     seed = resolve_seed(seed)
     inputs, _, idx, model = prepare_inputs(predict, inputs, None, max_rows, derived_generator(seed, 'rows'), device, feature_axis)
     cols = grid_columns(columns, inputs)

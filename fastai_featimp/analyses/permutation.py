@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, check_number, check_choice, resolve_seed, derived_generator
-from ..core.engine import Job, predict_jobs, eval_mode, as_inputs
+from ..core.checks import check_int, check_number, check_bool, check_choice, check_fits, resolve_seed, derived_generator
+from ..core.engine import Job, predict_jobs, eval_mode, as_inputs, announce_cost, default_bs
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from ..core.scoring import Scorer, mean_squared_error
@@ -21,7 +21,7 @@ from ..adapters.tensors import prepare_inputs
 from ..core.tables import importance_table, output_table
 
 # %% auto #0
-__all__ = ['row_scorer', 'permutation_scores', 'per_output_scorer', 'per_output_rows', 'adaptive_settled',
+__all__ = ['PERM_CACHE_BYTES', 'row_scorer', 'permutation_scores', 'per_output_scorer', 'per_output_rows', 'adaptive_settled',
            'permutation_importance']
 
 # %% ../../nbs/10_analyses.permutation.ipynb #1d12a528
@@ -115,25 +115,40 @@ class _Tally:
         return self
 
 
+class _Plan:
+    "The jobs `(feature, repeat)` of a run, feature by feature, without listing them: `blocks` is `[(feature, repeats), ...]`."
+    def __init__(self, blocks): self.blocks = [(f, rs) for f, rs in blocks if len(rs)]
+    def __len__(self): return sum(len(rs) for _, rs in self.blocks)
+    def __iter__(self):
+        "`(feature, repeat, last)`: `last` marks the feature's final repeat."
+        for f, rs in self.blocks:
+            for k, r in enumerate(rs): yield f, r, k == len(rs) - 1
+
+PERM_CACHE_BYTES = 2**27 # shared permutations are kept up to this many bytes, then drawn again (the same ones)
+
 def _run_permutations(predict, inputs, features, pairs, seed, strata, bs, progress, tally, baseline=True):
-    "Run the baseline (optionally) and the jobs `(feature index, repeat)` through the engine, feeding `tally`."
+    "Run the baseline (optionally) and the jobs of `pairs` (a `_Plan`) through the engine, feeding `tally`; jobs are made as the passes need them."
     n, dev = len(inputs[0]), inputs[0].device
-    strata, shared = strata or {}, {}
-    last = {}
-    for k, (f, _) in enumerate(pairs): last[f] = k
+    strata, shared, meta = strata or {}, {}, {}
     def perm(f, r):
         name = features[f].name
         if name in strata: return repeat_permutation(n, seed, r, strata[name], name, dev)
-        if r not in shared: shared[r] = repeat_permutation(n, seed, r, device=dev)
-        return shared[r]
-    jobs, meta = ([Job()], [None]) if baseline else ([], [])
-    for k, (f, r) in enumerate(pairs):
-        p = perm(f, r); jobs.append(Job(features[f].columns, p)); meta.append((f, p, last[f] == k, r))
-    it = predict_jobs(predict, inputs, jobs, bs)
-    if progress: it = progress_bar(it, total=len(jobs), leave=False)
+        if r in shared: return shared[r]
+        p = repeat_permutation(n, seed, r, device=dev)
+        if (len(shared) + 1) * n * 8 <= PERM_CACHE_BYTES: shared[r] = p
+        return p
+    def jobs():
+        if baseline: meta[0] = None; yield Job()
+        for k, (f, r, last) in enumerate(pairs, start=int(baseline)):
+            p = perm(f, r); meta[k] = (f, p, last, r); yield Job(features[f].columns, p)
+    total = len(pairs) + int(baseline)
+    announce_cost(total, n, bs or default_bs(inputs, predict=predict), f'this permutation run ({len(features)} features)', stacklevel=4)
+    it = predict_jobs(predict, inputs, jobs(), bs)
+    if progress: it = progress_bar(it, total=total, leave=False)
     for j, preds in it:
-        if meta[j] is None: tally.baseline(preds)
-        else: tally.add(*meta[j][:2], preds, last=meta[j][2], r=meta[j][3])
+        m = meta.pop(j)
+        if m is None: tally.baseline(preds)
+        else: tally.add(*m[:2], preds, last=m[2], r=m[3])
     return tally
 
 # %% ../../nbs/10_analyses.permutation.ipynb #a383e06c
@@ -151,9 +166,11 @@ def permutation_scores(predict, # callable on the input tensors (already in eval
                       ):
     "Baseline score and the (n_features, n_repeats) matrix of scores with each feature permuted (a scorer returning a vector adds an axis)."
     inputs = as_inputs(inputs)
-    repeats = list(range(n_repeats)) if repeats is None else list(repeats)
+    progress = check_bool(progress, 'progress')
+    repeats = range(check_int(n_repeats, 'n_repeats', min=1)) if repeats is None else list(repeats)
+    check_fits(len(repeats), 'n_repeats', 256 * max(1, len(features)), f'the scores of {len(features)} features')
     tally = _Tally(scorer, target, len(inputs[0]))
-    _run_permutations(predict, inputs, features, [(f, r) for f in range(len(features)) for r in repeats], seed, strata,
+    _run_permutations(predict, inputs, features, _Plan([(f, repeats) for f in range(len(features))]), seed, strata,
                       bs, progress, tally)
     perm = np.stack([np.stack(tally.scores[f]) for f in range(len(features))]) if features else np.zeros((0, len(repeats)))
     return tally.base if tally.base.ndim else float(tally.base), perm
@@ -223,6 +240,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     "Permutation importance of each feature (or group) of `inputs` for `predict`, as a sorted table."
     if y is None: raise ValueError("permutation importance needs `y` (labels) to score against; "
                                         "for a label-free analysis use `feature_sensitivity`.")
+    per_output = check_bool(per_output, 'per_output')
     auto = isinstance(n_repeats, str)
     if auto:
         if n_repeats != 'auto': raise TypeError(f"n_repeats must be an int >= 1 or 'auto', got {n_repeats!r} (str).")
@@ -230,6 +248,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
         max_repeats = check_int(max_repeats, 'max_repeats', min=2)
         tol = check_number(tol, 'tol', min=0)
     else: n_repeats = check_int(n_repeats, 'n_repeats', min=1)
+    progress = check_bool(progress, 'progress')
     check_choice(interval, 'interval', ('rows', 'repeats'))
     n_boot = check_int(n_boot, 'n_boot', min=2)
     seed = resolve_seed(seed)
@@ -240,6 +259,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     scorer = Scorer(score if score is not None else mean_squared_error, higher_is_better=higher_is_better)
     if strata: strata = {k: (torch.as_tensor(np.asarray(v))[idx] if idx is not None else v) for k, v in strata.items()}
     n, F = len(inputs[0]), len(features)
+    check_fits(max_repeats if auto else n_repeats, 'max_repeats' if auto else 'n_repeats', 256 * max(1, F), f'the scores of {F} features')
     rows_fn = row_scorer(scorer) if interval == 'rows' else None
     tally = _Tally(per_output_scorer(scorer) if per_output else scorer, target, n, interval,
                    per_output_rows(rows_fn) if per_output else rows_fn, seed, n_boot, keep=auto,
@@ -248,7 +268,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     with eval_mode(predict):
         want = [min(3, max_repeats)] * F if auto else [n_repeats] * F
         while True:
-            pairs = [(f, r) for f in range(F) for r in range(counts[f], want[f])]
+            pairs = _Plan([(f, range(counts[f], want[f])) for f in range(F)])
             if not pairs and rounds: break
             _run_permutations(model, inputs, features, pairs, seed, strata, bs, progress, tally, baseline=rounds == 0)
             counts, rounds = list(want), rounds + 1

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, check_choice, check_number, resolve_seed, derived_generator
+from ..core.checks import check_int, check_bool, check_choice, check_fits, check_number, resolve_seed, derived_generator
 from ..core.engine import Job, predict_jobs, eval_mode
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
@@ -87,10 +87,12 @@ def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) o
     _check_method(method, noise_units)
     noise_scale = check_number(noise_scale, 'noise_scale', min=0, min_inclusive=False)
     n_repeats = check_int(n_repeats, 'n_repeats', min=1)
+    per_output, normalize, progress = (check_bool(v, k) for v, k in ((per_output, 'per_output'), (normalize, 'normalize'), (progress, 'progress')))
     seed = resolve_seed(seed)
     inputs, _, _, model = prepare_inputs(predict, inputs, None, max_rows, derived_generator(seed, 'rows'), device, feature_axis, min_rows=2)
     if features is None: features = default_features(inputs, feature_names)
     features = resolve_features(features, groups, cols)
+    check_fits(n_repeats, 'n_repeats', 8 * len(inputs[0]) + 256 * len(features), 'the permutations and the per-repeat changes')
     with eval_mode(predict):
         rms, mabs, used = sensitivity_scores(model, inputs, features, n_repeats, seed, method, noise_scale, noise_units,
                                              transform, bs, progress)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_choice, resolve_seed, derived_generator
+from ..core.checks import check_bool, check_choice, check_fits, resolve_seed, derived_generator
 from ..core.engine import CoalitionJob, coalition_owners, predict_jobs, eval_mode, output_width
 from ..core.features import resolve_features, default_features
 from ..adapters.tensors import to_tensor, model_device, check_finite
@@ -96,6 +96,7 @@ def choose_method(method:str, # 'auto', 'exact' or 'permutation'
     msg = f"n_permutations must be an even int >= 4 (antithetic pairs: each order and its reverse), got {n_permutations!r}."
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)): raise TypeError(msg)
     if n_permutations < 4 or n_permutations % 2: raise ValueError(msg)
+    check_fits(int(n_permutations), 'n_permutations', 8 * (n_features + 1) ** 2, 'the coalitions of one row')
     if method == 'auto':
         method = 'exact' if 2 ** n_features <= n_permutations * (n_features - 1) + 2 else 'permutation'
     if method == 'exact' and n_features > MAX_EXACT_FEATURES:
@@ -225,6 +226,7 @@ def shapley_values(predict, # model: a callable or `nn.Module` on the input tens
     features = resolve_features(features, groups)
     coalition_owners(inputs, features)   # raises on unknown or shared columns before any model runs
     method = choose_method(method, len(features), n_permutations)
+    progress = check_bool(progress, 'progress')
     seed = resolve_seed(seed)
     dev = torch.device(device) if device is not None else model_device(predict, inputs[0].device)
     inputs = tuple(x.to(dev) for x in inputs)

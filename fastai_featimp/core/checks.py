@@ -6,13 +6,13 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/core.checks.html.md"""
 
 # %% ../../nbs/00_core.checks.ipynb #88f46c7c
 from __future__ import annotations
-import math, numbers, zlib
+import math, numbers, os, zlib
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['check_int', 'check_number', 'check_bool', 'check_choice', 'as_names', 'check_names', 'resolve_seed', 'make_generator',
-           'derived_generator', 'subsample_rows']
+__all__ = ['check_int', 'memory_bytes', 'check_fits', 'check_number', 'check_bool', 'check_choice', 'as_names', 'check_names',
+           'resolve_seed', 'make_generator', 'derived_generator', 'subsample_rows']
 
 # %% ../../nbs/00_core.checks.ipynb #4bbe1251
 def _is_int(v): return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
@@ -32,6 +32,24 @@ def check_int(value, # the value to check
     if (min is not None and v < min) or (max is not None and v > max):
         raise ValueError(f"{name} must be an int{rng}, got {v}.")
     return v
+
+# %% ../../nbs/00_core.checks.ipynb #6a484a7b
+def memory_bytes()->int:
+    "This machine's physical memory in bytes (64 GiB when the system does not say)."
+    try: return int(os.sysconf('SC_PAGE_SIZE')) * int(os.sysconf('SC_PHYS_PAGES'))
+    except (AttributeError, ValueError, OSError): return 64 * 2**30
+
+def check_fits(value:int, # the size asked for (already checked as an int)
+               name:str, # the argument's name
+               bytes_each:float, # bytes the run keeps per unit of `value`
+               what:str, # what those bytes hold, for the message
+              )->int:
+    "`value`, or a `ValueError` naming `name` when `value * bytes_each` is more than this machine's memory."
+    need, have = float(value) * bytes_each, memory_bytes()
+    if need > have:
+        raise ValueError(f"{name}={value:,} cannot fit in memory: {what} would take about {need / 2**30:,.3g} GiB and this "
+                         f"machine has {have / 2**30:,.3g} GiB; pass a smaller {name} (at most about {int(have // bytes_each):,}).")
+    return value
 
 # %% ../../nbs/00_core.checks.ipynb #a94ad7eb
 def check_number(value, # the value to check

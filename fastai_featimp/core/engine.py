@@ -6,16 +6,16 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/core.engine.html.md"""
 
 # %% ../../nbs/01_core.engine.ipynb #78d458df
 from __future__ import annotations
-import contextlib
+import contextlib, threading, warnings
 from dataclasses import dataclass
 import torch
 from torch import nn
 from .checks import check_int
 
 # %% auto #0
-__all__ = ['GPU_MAX_CHUNK_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob', 'model_input_dtype',
-           'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator', 'default_bs', 'as_inputs', 'forward',
-           'output_width', 'predict_jobs']
+__all__ = ['GPU_MAX_CHUNK_ROWS', 'LARGE_RUN_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob',
+           'model_input_dtype', 'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator', 'default_bs',
+           'as_inputs', 'forward', 'output_width', 'announce_cost', 'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -31,18 +31,28 @@ class Feature:
         if not self.columns: raise ValueError(f"Feature {self.name!r} has no columns; a feature needs at least one.")
 
 # %% ../../nbs/01_core.engine.ipynb #e43b642f
+_EVAL_LOCK = threading.Lock()
+_EVAL_USERS = {} # id(model) -> [model, number of open `eval_mode` blocks, the flags saved by the first]
+
 @contextlib.contextmanager
 def eval_mode(model # an `nn.Module` (anything else passes through untouched)
              ):
-    "Put `model` in eval mode for the block and restore every submodule's `training` flag afterwards."
+    "Put `model` in eval mode for the block and restore every submodule's `training` flag afterwards (safe across threads)."
     if not isinstance(model, nn.Module):
         yield model; return
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield model
+    with _EVAL_LOCK:   # the first block on this model saves the flags; later ones (other threads, nested) only count
+        entry = _EVAL_USERS.get(id(model))
+        if entry is None:
+            entry = _EVAL_USERS[id(model)] = [model, 0, [(m, m.training) for m in model.modules()]]
+            model.eval()
+        entry[1] += 1
+    try: yield model
     finally:
-        for m, t in flags: m.training = t
+        with _EVAL_LOCK:   # the last block to leave puts the saved flags back
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _EVAL_USERS[id(model)]
+                for m, t in entry[2]: m.training = t
 
 # %% ../../nbs/01_core.engine.ipynb #f3fb8a82
 def _rows(v, a, b): return v if v.ndim == 1 else v[a:b]
@@ -226,10 +236,28 @@ def output_width(predict, # callable taking the input tensors
     "Outputs per row of `predict`: one checked forward pass over the first row, in eval mode."
     with eval_mode(predict): return int(forward(predict, [x[:1] for x in as_inputs(inputs)]).reshape(1, -1).shape[1])
 
+# %% ../../nbs/01_core.engine.ipynb #63e7d276
+LARGE_RUN_ROWS = 200_000_000 # model rows above which a run warns with its cost before it starts
+
+def announce_cost(n_jobs:int, # jobs in the run (a baseline counts as one)
+                  rows_per_job:int, # model rows of each job
+                  bs:int, # model rows per forward pass
+                  what:str='this run', # what the run is, for the message
+                  stacklevel:int=3, # where the warning points
+                 )->int:
+    "Warn when a run evaluates more than `LARGE_RUN_ROWS` model rows, with its jobs, rows and forward passes; returns the rows."
+    rows = int(n_jobs) * int(rows_per_job)
+    if rows > LARGE_RUN_ROWS:
+        warnings.warn(f"{what} evaluates the model on {rows:,} rows ({n_jobs:,} jobs of {rows_per_job:,} rows) in about "
+                      f"{-(-rows // bs):,} forward passes of up to {bs:,} rows: it can take a long time (fewer repeats, "
+                      f"features or rows, or `max_rows`, make it cheaper).", UserWarning, stacklevel=stacklevel)
+    return rows
+
+
 # %% ../../nbs/01_core.engine.ipynb #407c7957
 def predict_jobs(predict, # callable taking the input tensors, returning a tensor with rows on axis 0
                  inputs, # tensor or tuple of tensors, rows on axis 0, already on the model's device
-                 jobs, # list of `Job` / `CoalitionJob`
+                 jobs, # list of `Job` / `CoalitionJob`, or any iterable of them (made lazily, as the passes need them)
                  bs:int|None=None, # model rows per forward pass (default: `default_bs`)
                 ):
     "Yield `(job index, output)` for every job, packing several jobs into one forward pass when they are small."
@@ -238,26 +266,33 @@ def predict_jobs(predict, # callable taking the input tensors, returning a tenso
     if any(len(x) != n for x in inputs): raise ValueError(f"inputs have different numbers of rows: {[len(x) for x in inputs]}.")
     if n == 0: raise ValueError("inputs have no rows: there is nothing to evaluate.")
     bs = check_int(bs, 'bs', min=1, none_ok=True) or default_bs(inputs, predict=predict)
-    if not jobs: return
+    listed = isinstance(jobs, (list, tuple))
+    if listed and not jobs: return
     if inputs[0].device.type == 'cpu': settle_cpu_allocator()
-    cap = max([bs] + [j.unit for j in jobs])
-    with torch.inference_mode():
-        bufs = [torch.empty((cap, *x.shape[1:]), dtype=model_input_dtype(x.dtype), device=x.device) for x in inputs]
-    outs, batch, rows = {}, [], 0
+    cap = max([bs] + [j.unit for j in jobs]) if listed else bs   # an iterable: buffers grow when a job needs more
+    def buffers(rows):
+        with torch.inference_mode():
+            return [torch.empty((rows, *x.shape[1:]), dtype=model_input_dtype(x.dtype), device=x.device) for x in inputs]
+    bufs = buffers(cap)
+    outs, batch, rows, live = {}, [], 0, {}
 
     def run():
         out = forward(predict, [b[:rows] for b in bufs])
         start = 0
         for j, a, b in batch:
-            job = jobs[j]; m = (b - a) * job.unit
+            job = live[j]; m = (b - a) * job.unit
             with torch.inference_mode():
                 red = job.reduce(out[start:start + m], b - a)
                 if j not in outs: outs[j] = torch.empty((job.n_units(n), *red.shape[1:]), dtype=red.dtype, device=red.device)
                 outs[j][a:b] = red
             start += m
-            if b == job.n_units(n): yield j, outs.pop(j)
+            if b == job.n_units(n): del live[j]; yield j, outs.pop(j)
 
     for j, job in enumerate(jobs):
+        live[j] = job
+        if job.unit > cap:   # only for an iterable of jobs: a list sized the buffers for its largest unit
+            if batch: yield from run(); batch, rows = [], 0
+            cap = job.unit; bufs = buffers(cap)
         total, a = job.n_units(n), 0
         while a < total:
             if batch and cap - rows < job.unit:
