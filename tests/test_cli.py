@@ -54,4 +54,18 @@ def test_cli_mistakes_are_one_line_with_exit_code_2(exported, tmp_path, capsys):
         rc = main(['run', *[x for kv in args.items() for x in kv], '--no-progress'])
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and 'Traceback' not in err, (extra, err)
-        assert len([l for l in err.splitlines() if l.startswith('fastai-featimp')]) == 1
+        assert len([l for l in err.splitlines() if l.startswith('fastai-featimp run: error')]) == 1
+
+
+def test_cli_shows_the_library_data_warnings(exported, tmp_path):
+    "A CSV round trip that leaves 63% of a categorical's rows unseen: the warning reaches stderr, the note states the rows."
+    learn, test_df, d = exported
+    bad = test_df.copy()
+    rows = np.arange(len(bad)) % 100 < 63
+    bad.loc[rows, 'month'] = [f'{m}x' for m in range(int(rows.sum()))]            # levels never seen in training
+    bad.to_csv(tmp_path / 'bad.csv', index=False)
+    r = cli('run', '--learner', str(d / 'export.pkl'), '--data', str(tmp_path / 'bad.csv'), '--seed', '0', '--out', str(tmp_path / 'o'), '--no-progress')
+    assert r.returncode == 0, r.stderr
+    assert f"{int(rows.sum())} of the {len(bad)} rows (63.0%) of column 'month' hold levels the learner never saw" in r.stderr, r.stderr
+    assert 'fastai-featimp: warning:' in r.stderr and 'Traceback' not in r.stderr
+    assert 'not writable' not in r.stderr and 'deprecated' not in r.stderr    # the toolchain's noise stays out

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['SHOW_COLUMNS', 'COMMANDS', 'check_out', 'demo', 'read_table', 'read_learner', 'parse_groups', 'run', 'report', 'main']
+__all__ = ['SHOW_COLUMNS', 'COMMANDS', 'TOOLCHAIN_NOISE', 'check_out', 'demo', 'read_table', 'read_learner', 'parse_groups',
+           'run', 'report', 'main']
 
 # %% ../../nbs/32_present.cli.ipynb #e02d7880
 SHOW_COLUMNS = ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'interval', 'columns', 'levels', 'emb_width']
@@ -230,15 +231,25 @@ def _parser():
     for name in COMMANDS: _add_command(sub, name)
     return p
 
+TOOLCHAIN_NOISE = (r'`torch\.jit\.script` is deprecated',                  # raised when fastai imports: not the user's to act on
+                   r'The given NumPy array is not writable', r'.*is deprecated.*', r'.*will be removed in a future version.*',
+                   r"Constructing a Categorical with a dtype and values containing non-null entries")  # fastai's Categorify on unseen levels
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    "Print a warning as one `warning:` line on stderr (the command line shows what the library warns about; nothing is hidden)."
+    print(f"fastai-featimp: warning: {message}", file=sys.stderr)
+
 def main(argv=None):
     "Console entry point of `fastai-featimp`; returns the exit code."
     args = vars(_parser().parse_args(argv))
     command = args.pop('command')
-    import warnings; warnings.filterwarnings('ignore', category=UserWarning)
-    warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)   # raised when fastai imports, not ours to act on
+    import warnings
     import matplotlib; matplotlib.use('Agg')   # a command line tool writes files; it never opens a window
-    try: COMMANDS[command][0](**args)
-    except (ValueError, TypeError) as e:
-        print(f"fastai-featimp {command}: error: {e}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        for f in TOOLCHAIN_NOISE: warnings.filterwarnings('ignore', message=f)
+        warnings.showwarning = _show_warning   # the library's warnings (unseen levels, guessed directions...) reach stderr, one line each
+        try: COMMANDS[command][0](**args)
+        except (ValueError, TypeError) as e:
+            print(f"fastai-featimp {command}: error: {e}", file=sys.stderr)
+            return 2
     return 0

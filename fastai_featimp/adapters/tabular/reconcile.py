@@ -14,8 +14,8 @@ from ...core.checks import check_choice
 from .spec import LearnerSpec
 
 # %% auto #0
-__all__ = ['categorical_conversion', 'convert_categorical', 'convert_continuous', 'reconcile_continuous', 'ReconcilePlan',
-           'reconcile_plan']
+__all__ = ['level_set', 'categorical_conversion', 'convert_categorical', 'convert_continuous', 'reconcile_continuous',
+           'ReconcilePlan', 'reconcile_plan']
 
 # %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #17c09582
 def _is_num(v): return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
@@ -24,10 +24,25 @@ def _hashable_in(v, known):
     try: return v in known
     except TypeError: return False
 
-def _match_share(counts, known):
-    "Share of the non-missing rows whose value is a known level (by value, as `Categorify`'s lookup does); `counts`: (value, n) pairs."
-    tot = sum(c for _, c in counts)
-    return 1.0 if tot == 0 else sum(c for v, c in counts if _hashable_in(v, known)) / tot
+def _typed(v):
+    "A value as `Categorify`'s typed lookup sees it: a bool is not the number 0 or 1 (Python's `0 == False` is not a match)."
+    if isinstance(v, (bool, np.bool_)): return ('<bool>', bool(v))
+    if _is_num(v): return ('<num>', v)
+    return v
+
+def level_set(levels)->set:
+    "The learner's levels as typed values, to test membership the way `Categorify` does (`_typed(v) in level_set(levels)`)."
+    return {_typed(l) for l in levels}
+
+def _known(v, known):
+    "True when `v` is one of the typed levels `known`."
+    try: return _typed(v) in known
+    except TypeError: return False
+
+def _match_share(counts, known, n_rows=None):
+    "Share of the rows (all `n_rows`, default: the non-missing ones) whose value is a known level by typed value; `counts`: (value, n) pairs."
+    tot = sum(c for _, c in counts) if n_rows is None else n_rows
+    return 1.0 if tot == 0 else sum(c for v, c in counts if _known(v, known)) / tot
 
 def _candidates(levels):
     "Conversions a CSV round trip may have applied to values of a column with these levels: (description, function)."
@@ -45,8 +60,12 @@ def _candidates(levels):
                 try: return f"{int(float(v)):0{w}d}" if not isinstance(v, bool) else v
                 except (TypeError, ValueError): return v
             out.append((f'numbers zero-padded to {w} digits', pad))
-        if set(levels) <= {'True', 'False'}: out.append(('booleans read back as strings', lambda v: str(bool(v)) if isinstance(v, (bool, np.bool_)) else v))
+        if set(levels) <= {'True', 'False'}:
+            out.append(('booleans read back as strings', lambda v: str(bool(v)) if isinstance(v, (bool, np.bool_)) else
+                        {0: 'False', 1: 'True'}.get(v, v) if _is_num(v) else v))
     if levels and all(_is_num(l) for l in levels):
+        if any(isinstance(l, (int, np.integer)) for l in levels):
+            out.append(('booleans read as the numbers 0/1', lambda v: int(v) if isinstance(v, (bool, np.bool_)) else v))
         def to_num(v):
             if _is_num(v): return v
             try: f = float(v)
@@ -54,7 +73,11 @@ def _candidates(levels):
             return int(f) if f.is_integer() and all(isinstance(l, (int, np.integer)) for l in levels) else f
         out.append(('strings read back as numbers', to_num))
     if levels and all(isinstance(l, (bool, np.bool_)) for l in levels):
-        out.append(('strings read back as booleans', lambda v: {'true': True, 'false': False}.get(str(v).lower(), v)))
+        def to_bool(v):
+            if isinstance(v, (bool, np.bool_)): return bool(v)
+            if _is_num(v): return {0: False, 1: True}.get(v, v)          # 0/1 (or 0.0/1.0) as a file or a cast writes them
+            return {'true': True, 'false': False, '1': True, '0': False}.get(str(v).strip().lower(), v)
+        out.append(('0/1 or strings read back as booleans', to_bool))
     return out
 
 def _as_values(s:pd.Series)->pd.Series:
@@ -71,26 +94,35 @@ def categorical_conversion(s:pd.Series, # the raw column
                            unseen_warn:float=0.05, # share of unseen values that warns
                            what:str='column', # 'column' or 'target column'
                           )->tuple:
-    "How to map the column's values onto the learner's levels (a value map, or None), the share of unseen values, and a note."
-    known = set(levels)
+    "How to map the column's values onto the learner's levels (a value map, or None), the share of rows with an unseen value, and a note."
+    known = level_set(levels)
     vc = s.value_counts(dropna=True)
     vc = vc[vc.to_numpy() > 0]                                   # a category dtype lists its unused categories too
-    counts = list(zip(_as_values(pd.Series(vc.index, dtype=vc.index.dtype)), vc.tolist()))   # distinct values as `_as_values` gives them
+    raw = list(_as_values(pd.Series(vc.index, dtype=vc.index.dtype)))   # distinct values as `_as_values` gives them
+    counts = list(zip(raw, vc.tolist()))
     best, note, mapping = _match_share(counts, known), None, None
     if best < 1:
         for desc, f in _candidates(levels):
-            conv = {v: f(v) for v, _ in counts}
-            share = _match_share([(conv[v], c) for v, c in counts], known)
+            conv = [f(v) for v, _ in counts]
+            share = _match_share(list(zip(conv, (c for _, c in counts))), known)
             if share > best + 1e-12:
-                best, note = share, f"{what} {name!r}: {desc} to match the learner's levels ({share:.0%} of its values now match)"
-                mapping = conv if mapping is None else {v: conv.get(t, t) if _hashable_in(t, conv) else t for v, t in mapping.items()}
-                counts = [(conv[v], c) for v, c in counts]
-    unseen_share = 1 - best
-    if len(counts) and unseen_share > 0:
-        ex = [v for v, _ in counts if not _hashable_in(v, known)][:5]
-        msg = (f"{unseen_share:.0%} of the values of {what} {name!r} are levels the learner never saw in training "
+                best, note = share, desc
+                counts = [(t, c) for t, (_, c) in zip(conv, counts)]
+    n_rows, n_non_missing = len(s), sum(c for _, c in counts)
+    n_unseen = sum(c for v, c in counts if not _known(v, known))
+    loose = any(not _known(v, known) and _hashable_in(v, set(levels)) for v, _ in counts)   # 0 vs False: pandas may match it
+    if note is not None or loose:
+        # every distinct raw value -> the level it is (by typed value), an unseen one -> NaN (fastai's '#na#' either way)
+        mapping = {r: (t if _known(t, known) else np.nan) for r, (t, _) in zip(raw, counts)}
+    if note is not None:
+        note = (f"{what} {name!r}: {note} to match the learner's levels; "
+                f"{'all its rows now match' if n_unseen == 0 else f'{n_unseen} of its {n_rows} rows ({n_unseen / n_rows:.1%}) still hold unseen values, encoded as #na#'}")
+    unseen_share = n_unseen / n_rows if n_rows else 0.0          # a share of all the rows (missing values are not unseen)
+    if n_non_missing and n_unseen:
+        ex = [v for v, _ in counts if not _known(v, known)][:5]
+        msg = (f"{n_unseen} of the {n_rows} rows ({unseen_share:.1%}) of {what} {name!r} hold levels the learner never saw in training "
                f"(e.g. {ex}); known levels: {list(levels)[:8]}{' ...' if len(levels) > 8 else ''}.")
-        if unseen_share >= 1 - 1e-12 and unseen != 'ignore':
+        if n_unseen == n_non_missing and unseen != 'ignore':
             raise ValueError(msg + " Every value is unseen, which means the column has another type or coding than in "
                              "training: convert it (e.g. to str), or pass unseen='ignore' to encode them all as '#na#'.")
         if unseen == 'raise': raise ValueError(msg + " They would be encoded as '#na#'; pass unseen='warn' to allow it.")
@@ -223,8 +255,8 @@ def reconcile_plan(spec:LearnerSpec, # the learner's spec
                     if y.isna().any(): raise ValueError(f"target column {n!r} has {int(y.isna().sum())} missing value(s); drop those rows first.")
                     mapping, share, note = categorical_conversion(y, spec.classes, n, 'ignore', 1.0, what='target column')
                     if share > 0:
-                        conv = convert_categorical(y.reset_index(drop=True), mapping)
-                        ex = [v for v in conv.unique() if not _hashable_in(v, set(spec.classes))][:10]
+                        m, known = mapping or {}, level_set(spec.classes)
+                        ex = [v for v in pd.unique(_as_values(y)) if not _known(m.get(v, v) if _hashable_in(v, m) else v, known)][:10]
                         raise ValueError(f"target column {n!r} has values the learner never saw in training: {ex}; known classes are "
                                          f"{spec.classes}. Drop or relabel those rows.")
                     ys[n] = ('categorical', mapping)
