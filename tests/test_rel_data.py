@@ -35,3 +35,87 @@ def test_unseen_shares_count_rows(bool_learner):
     t.loc[:1, 'flag'] = 'maybe'; t.loc[2:, 'flag'] = None; t.loc[2:30, 'flag'] = True   # 2 unseen of 400 rows, of 31 non-missing
     with warnings.catch_warnings(): warnings.simplefilter('ignore'); interp = FeatureInterpretation.from_learner(learn, df=t)
     assert interp.data.unseen['flag'] == pytest.approx(2 / len(t))
+
+
+def _fi(learn, test, **kw):
+    return learn.feature_importance(test, seed=0, progress=False, **kw).set_index('feature')
+
+
+def test_a_score_suffix_outranks_the_word_error(reg):
+    "d2_absolute_error_score is higher-is-better (scikit-learn's suffix rule), though it contains 'error'; no guess, no warning."
+    from fastai.metrics import skm_to_fastai
+    from sklearn.metrics import d2_absolute_error_score
+    learn, test = reg
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UserWarning)
+        warnings.filterwarnings('ignore', message='.*not writable.*')
+        fi = _fi(learn, test, metric=skm_to_fastai(d2_absolute_error_score, is_class=False))
+    assert fi.attrs['higher_is_better'] is True and fi.importance.idxmax() == 'x1' and fi.loc['x1', 'importance'] > 0.05
+
+
+def test_metric_directions_follow_the_order_of_evidence():
+    from fastai_featimp.core.scoring import Scorer
+    class Declared:
+        higher_is_better = False                    # declared by the object: wins over the name
+        def __call__(self, p, t): return 0.
+    Declared.__name__ = 'accuracy_like'
+    assert Scorer(Declared()).higher_is_better is False
+    with pytest.warns(UserWarning, match="guessed from a word in its name"):
+        assert Scorer(lambda p, t: 0., name='my_mse').higher_is_better is False
+
+
+def test_sklearn_functions_and_argmax_metrics_on_a_regression_learner(reg):
+    from fastai.metrics import skm_to_fastai
+    from sklearn.metrics import r2_score
+    learn, test = reg
+    with pytest.raises(ValueError, match=r"is_class=False"):
+        _fi(learn, test, metric=skm_to_fastai(r2_score))             # default is_class=True: an argmax of one output
+    raw = _fi(learn, test, metric=r2_score)                           # f(y_true, y_pred): wrapped, not called the wrong way round
+    ref = _fi(learn, test, metric=skm_to_fastai(r2_score, is_class=False))
+    np.testing.assert_allclose(raw.loc[ref.index, 'importance'], ref.importance, rtol=1e-9)
+    assert ref.loc['x1', 'importance'] > 0.05
+
+
+def test_plain_torch_losses_and_top_k(clf, reg):
+    from functools import partial
+    from torch import nn
+    from fastai.metrics import top_k_accuracy
+    learn, test = clf
+    ce = _fi(learn, test, metric=nn.CrossEntropyLoss())
+    loss = _fi(learn, test)
+    np.testing.assert_allclose(ce.loc[loss.index, 'importance'], loss.importance, rtol=1e-5, atol=1e-7)   # float32 losses
+    assert ce.attrs['metric'] == 'CrossEntropyLoss' and ce.attrs['higher_is_better'] is False
+    with pytest.raises(ValueError, match="k=5 on a classifier of 2 classes is always 1"):
+        _fi(learn, test, metric=top_k_accuracy)
+    with pytest.raises(ValueError, match="k=2"):
+        _fi(learn, test, metric=partial(top_k_accuracy, k=2))
+    rl, rt = reg
+    mse = _fi(rl, rt, metric=nn.MSELoss())
+    np.testing.assert_allclose(mse.loc['x1', 'importance'], _fi(rl, rt).loc['x1', 'importance'], rtol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def multilabel():
+    from fastai.tabular.all import TabularDataLoaders, tabular_learner, MultiCategoryBlock, Categorify, FillMissing, Normalize, accuracy_multi
+    from fastai_featimp.all import make_demo_data
+    from fastai_featimp.core.state import isolated_seed
+    df = make_demo_data(1500, 'regression', seed=3)
+    df['a'] = df.x1 > 0; df['b'] = df.x3 > 0.5
+    with isolated_seed(0):
+        dls = TabularDataLoaders.from_df(df.iloc[:1200], procs=[Categorify, FillMissing, Normalize], cat_names=['shade', 'zip'],
+                                         cont_names=['x1', 'x2', 'x3', 'noise'], y_names=['a', 'b'],
+                                         y_block=MultiCategoryBlock(encoded=True, vocab=['a', 'b']), valid_idx=list(range(1000, 1200)), bs=128)
+        learn = tabular_learner(dls, layers=[32], metrics=accuracy_multi)
+        with learn.no_bar(), learn.no_logging(): learn.fit(3, 1e-2)
+    return learn, df.iloc[1200:].reset_index(drop=True)
+
+
+def test_multilabel_metric_names_mean_the_multilabel_metrics(multilabel):
+    from fastai.metrics import F1Score, accuracy
+    learn, test = multilabel
+    for name, multi in [('accuracy', 'accuracy_multi'), ('F1Score', 'F1ScoreMulti'), ('RocAucBinary', 'RocAucMulti')]:
+        a, b = _fi(learn, test, metric=name), _fi(learn, test, metric=multi)
+        np.testing.assert_allclose(a.loc[b.index, 'importance'], b.importance, rtol=1e-9)
+        assert a.loc[['x1', 'x3'], 'importance'].min() > 0.02, name
+    for m, alt in [(F1Score(), 'F1ScoreMulti'), (accuracy, 'accuracy_multi')]:
+        with pytest.raises(ValueError, match=f"multi-label: use '{alt}'"): _fi(learn, test, metric=m)

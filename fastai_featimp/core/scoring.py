@@ -6,14 +6,15 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/core.scoring.html.md"""
 
 # %% ../../nbs/02_core.scoring.ipynb #f932968e
 from __future__ import annotations
-import copy, math, warnings
+import copy, math, re, warnings
 from types import SimpleNamespace
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER_TOKENS', 'HIGHER_IS_BETTER_TOKENS', 'metric_name', 'is_lower_better', 'direction_is_known',
-           'how_much_worse', 'Scorer', 'mean_squared_error']
+__all__ = ['LOWER_IS_BETTER_TOKENS', 'HIGHER_IS_BETTER_TOKENS', 'KNOWN_DIRECTIONS', 'metric_name', 'direction_from_name',
+           'declared_direction', 'is_lower_better', 'direction_is_known', 'how_much_worse', 'Scorer',
+           'mean_squared_error']
 
 # %% ../../nbs/02_core.scoring.ipynb #ef379c9a
 LOWER_IS_BETTER_TOKENS = ('loss', 'error', 'mse', 'mae', 'msle', 'mape', 'rmspe', 'perplexity', 'brier', 'deviance')
@@ -29,17 +30,45 @@ def metric_name(metric # a function, `functools.partial`, fastai `Metric` or los
         name = getattr(f, '__name__', None) or type(metric).__name__
     return name.lstrip('_') or name
 
+KNOWN_DIRECTIONS = {   # exact (snake_case) names of the usual metrics -> higher is better
+    **dict.fromkeys(('loss', 'valid_loss', 'train_loss', 'error_rate', 'rmse', 'mse', 'mae', 'msle', 'exp_rmspe', 'perplexity',
+                     'mean_squared_error', 'mean_absolute_error', 'log_loss', 'hamming_loss', 'brier_score_loss'), False),
+    **dict.fromkeys(('accuracy', 'top_k_accuracy', 'accuracy_multi', 'foreground_acc', 'dice', 'dice_multi', 'jaccard_coeff',
+                     'matthews_corrcoef', 'pearsonr', 'spearmanr', 'roc_auc', 'balanced_accuracy', 'auc', 'r2', 'f1'), True)}
+
+def _snake(name): return re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', name).lower().strip('_')
+
+def direction_from_name(name:str # a metric's name
+                       )->tuple:
+    "`(higher_is_better, how)` read from a name: how is 'known', 'suffix' (scikit-learn's rule), 'tokens' (fastai's rule: a guess) or 'none' (None)."
+    n = _snake(name)
+    if n in KNOWN_DIRECTIONS: return KNOWN_DIRECTIONS[n], 'known'
+    if n.endswith('_score') or n == 'score': return True, 'suffix'
+    if n.endswith(('_error', '_loss', '_deviance')) or n in ('error', 'deviance'): return False, 'suffix'
+    if any(t in n for t in LOWER_IS_BETTER_TOKENS): return False, 'tokens'
+    if any(t in n for t in HIGHER_IS_BETTER_TOKENS): return True, 'tokens'
+    return None, 'none'
+
+def declared_direction(metric # a function, `functools.partial`, metric or loss object
+                      )->bool|None:
+    "The direction a metric object declares itself (`higher_is_better` / `greater_is_better`; a loss is lower-is-better), else None."
+    for obj in (metric, getattr(metric, 'func', None)):
+        if obj is None: continue
+        for attr in ('higher_is_better', 'greater_is_better'):
+            v = getattr(obj, attr, None)
+            if isinstance(v, (bool, np.bool_)): return bool(v)
+    if isinstance(getattr(metric, 'reduction', None), str): return False   # a loss object (torch or fastai)
+    return None
+
 def is_lower_better(name:str # a metric's name
                    )->bool:
-    "True when a metric called `name` improves as it decreases (fastai's rule, extended to rmse/mae-type names)."
-    name = name.lower()
-    return any(t in name for t in LOWER_IS_BETTER_TOKENS)
+    "True when a metric called `name` improves as it decreases, read from the name alone (`direction_from_name`)."
+    return direction_from_name(name)[0] is False
 
 def direction_is_known(name:str # a metric's name
                       )->bool:
-    "True when `name` says its direction: an error/loss-type token or a usual higher-is-better metric name."
-    n = name.lower()
-    return is_lower_better(n) or any(t in n for t in HIGHER_IS_BETTER_TOKENS)
+    "True when `name` says its direction without guessing: a usual metric's name, or scikit-learn's suffix rule."
+    return direction_from_name(name)[1] in ('known', 'suffix')
 
 # %% ../../nbs/02_core.scoring.ipynb #7a64edda
 def _to_detach(b, cpu=True, gather=True):
@@ -88,11 +117,7 @@ class Scorer:
         self.name = name or metric_name(metric)
         if higher_is_better is not None and not isinstance(higher_is_better, (bool, np.bool_)):
             raise TypeError(f"higher_is_better must be True, False or None, got {higher_is_better!r}.")
-        if higher_is_better is None and not direction_is_known(self.name):
-            warnings.warn(f"the direction of metric {self.name!r} was guessed from its name, which says neither 'loss'/'error' "
-                          f"nor a known score: it is taken as higher-is-better. If lower is better (an MSE, say), pass "
-                          f"higher_is_better=False, or every importance comes out with the wrong sign.", stacklevel=3)
-        self.higher_is_better = (not is_lower_better(self.name)) if higher_is_better is None else bool(higher_is_better)
+        self.higher_is_better = bool(higher_is_better) if higher_is_better is not None else self._direction(metric)
 
     def __call__(self, preds, target)->float:
         "The score of `preds` (raw model output) against `target`."
@@ -116,6 +141,21 @@ class Scorer:
                   ):
         "How much worse `permuted` is than `baseline` (positive: worse), whatever the direction; works on arrays."
         return how_much_worse(permuted, baseline, self.higher_is_better)
+
+    def _direction(self, metric):
+        "The direction by the order of evidence (declared, known name, suffix rule, fastai's tokens); a warning when it is a guess."
+        d = declared_direction(metric)
+        if d is not None: return d
+        d, how = direction_from_name(self.name)
+        if how == 'tokens':
+            warnings.warn(f"the direction of metric {self.name!r} was guessed from a word in its name (fastai's rule): it is taken as "
+                          f"{'higher' if d else 'lower'}-is-better. If that is wrong, pass higher_is_better={not d}, or every "
+                          f"importance comes out with the wrong sign.", stacklevel=4)
+        elif how == 'none':
+            warnings.warn(f"the direction of metric {self.name!r} was guessed from its name, which says neither 'loss'/'error' "
+                          f"nor a known score: it is taken as higher-is-better. If lower is better (an MSE, say), pass "
+                          f"higher_is_better=False, or every importance comes out with the wrong sign.", stacklevel=4)
+        return True if d is None else d
 
     def __repr__(self): return f"Scorer({self.name}, {'higher' if self.higher_is_better else 'lower'} is better)"
 

@@ -10,7 +10,7 @@ import inspect
 from ...core.scoring import Scorer, metric_name
 
 # %% auto #0
-__all__ = ['CLASSIFICATION_METRICS', 'REGRESSION_METRICS', 'metric_scorer']
+__all__ = ['CLASSIFICATION_METRICS', 'REGRESSION_METRICS', 'MULTILABEL_COUNTERPARTS', 'SKLEARN_MULTILABEL', 'metric_scorer']
 
 # %% ../../../nbs/06a_adapters.tabular.metrics.ipynb #966dea50
 CLASSIFICATION_METRICS = ('accuracy', 'error_rate', 'top_k_accuracy', 'apscore', 'balancedaccuracy', 'brierscore', 'cohenkappa',
@@ -35,6 +35,52 @@ def _factory_or_metric(m):
         raise TypeError(f"metric {m.__name__} needs argument(s) {[p.name for p in required]}: pass an instance, e.g. {m.__name__}(...).")
     return m
 
+MULTILABEL_COUNTERPARTS = {   # a single-label metric name -> fastai's multi-label metric of the same meaning
+    'accuracy': 'accuracy_multi', 'f1score': 'F1ScoreMulti', 'rocaucbinary': 'RocAucMulti', 'rocauc': 'RocAucMulti',
+    'precision': 'PrecisionMulti', 'recall': 'RecallMulti', 'fbeta': 'FBetaMulti', 'hammingloss': 'HammingLossMulti',
+    'jaccard': 'JaccardMulti', 'matthewscorrcoef': 'MatthewsCorrCoefMulti', 'apscorebinary': 'APScoreMulti',
+    'brierscore': 'BrierScoreMulti', 'dice': 'DiceMulti'}
+
+SKLEARN_MULTILABEL = {'accuracy': 'accuracy_multi', 'roc_auc_score': 'RocAucMulti', 'f1_score': 'F1ScoreMulti', 'precision_score': 'PrecisionMulti',
+                      'recall_score': 'RecallMulti', 'fbeta_score': 'FBetaMulti', 'hamming_loss': 'HammingLossMulti',
+                      'jaccard_score': 'JaccardMulti', 'matthews_corrcoef': 'MatthewsCorrCoefMulti', 'average_precision_score': 'APScoreMulti',
+                      'brier_score_loss': 'BrierScoreMulti'}
+
+def _usable_metric(learn, task, metric):
+    "`(metric, name)`: a torch loss flattened as fastai's losses are, a scikit-learn function wrapped; an error for a metric that cannot be meant."
+    import copy
+    from torch import nn
+    from fastai.losses import BaseLoss
+    from fastai.metrics import AccumMetric, ActivationType, skm_to_fastai
+    if isinstance(metric, nn.modules.loss._Loss):   # a plain torch loss: (rows, 1) targets flattened, as CrossEntropyLossFlat does
+        ce = isinstance(metric, (nn.CrossEntropyLoss, nn.NLLLoss))
+        return BaseLoss(lambda: copy.deepcopy(metric), flatten=True, floatify=not ce, is_2d=ce), type(metric).__name__
+    f = getattr(metric, 'func', metric)
+    name = metric_name(metric)
+    if not isinstance(metric, AccumMetric) and (getattr(f, '__module__', None) or '').startswith('sklearn.'):
+        if task == 'regression': return skm_to_fastai(f, is_class=False), name   # f(y_true, y_pred), not f(preds, targs)
+        raise TypeError(f"metric {name} is a scikit-learn function f(y_true, y_pred), which takes its arguments the other way round "
+                        f"from a fastai metric: wrap it, e.g. skm_to_fastai({name}) for a metric of predicted labels, or use fastai's "
+                        f"RocAucBinary / BrierScore for a metric of probabilities.")
+    act = getattr(metric, 'activation', None)
+    argmax = isinstance(metric, AccumMetric) and bool(metric.dim_argmax) and act == ActivationType.No   # as AccumMetric.accumulate applies it
+    softmax = isinstance(metric, AccumMetric) and act in (ActivationType.Softmax, ActivationType.BinarySoftmax)
+    if task == 'regression' and (argmax or softmax):
+        raise ValueError(f"metric {name!r} takes the {'argmax' if argmax else 'softmax'} of the outputs (skm_to_fastai's default is_class=True), "
+                         f"which on a regression learner is meaningless{' (always 0)' if argmax else ''}: every importance would be 0. "
+                         f"Use skm_to_fastai({name}, is_class=False).")
+    if task == 'multilabel' and (argmax or softmax or name in ('accuracy', 'error_rate', 'top_k_accuracy')):
+        alt = SKLEARN_MULTILABEL.get(name, 'accuracy_multi')
+        raise ValueError(f"metric {name!r} is a single-label metric (it takes the argmax of the outputs), but this learner is multi-label: "
+                         f"use {alt!r} (or metric={alt!r}), which thresholds each label's sigmoid.")
+    if name == 'top_k_accuracy' and task == 'classification':
+        k = (getattr(metric, 'keywords', None) or {}).get('k', 5)
+        n = len(learn.dls.vocab) if getattr(learn.dls, 'vocab', None) is not None else None
+        if n is not None and k >= n:
+            raise ValueError(f"top_k_accuracy with k={k} on a classifier of {n} classes is always 1, so nothing can be important: "
+                             f"use partial(top_k_accuracy, k=...) with k < {n}, or 'accuracy'.")
+    return metric, None
+
 def metric_scorer(learn, # a fastai tabular learner (its loss and metrics are read)
                   task:str, # 'classification', 'multilabel' or 'regression' (`LearnerSpec.task`)
                   metric=None, # None (the loss), a name, a function, a fastai `Metric`, or a metric factory/class
@@ -45,6 +91,9 @@ def metric_scorer(learn, # a fastai tabular learner (its loss and metrics are re
         return Scorer(learn.loss_func, name='loss', higher_is_better=False if higher_is_better is None else higher_is_better)
     if isinstance(metric, str):
         found = next((m for m in learn.metrics if metric_name(m) == metric), None)
+        if found is None and task == 'multilabel' and metric.lower().replace('_', '') in MULTILABEL_COUNTERPARTS:
+            import fastai.metrics as fm
+            found = getattr(fm, MULTILABEL_COUNTERPARTS[metric.lower().replace('_', '')])   # what the name means for a multi-label learner
         if found is None:
             import fastai.metrics as fm
             norm = lambda n: n.lower().replace('_', '')
@@ -56,10 +105,11 @@ def metric_scorer(learn, # a fastai tabular learner (its loss and metrics are re
             found = getattr(fm, key)
         metric = found
     metric = _factory_or_metric(metric)
+    metric, name = _usable_metric(learn, task, metric)
     kind = _metric_kind(metric_name(metric))
     want = 'classification' if task in ('classification', 'multilabel') else 'regression'
     if kind is not None and kind != want:
         raise ValueError(f"metric {metric_name(metric)!r} is a {kind} metric but this learner does {task}: its score would "
                          f"be meaningless. Use the loss (metric=None) or a {want} metric "
                          f"({'accuracy, RocAucBinary, F1Score' if want == 'classification' else 'rmse, mae, R2Score'}).")
-    return Scorer(metric, higher_is_better=higher_is_better)
+    return Scorer(metric, name=name, higher_is_better=higher_is_better)
