@@ -119,3 +119,15 @@ def test_multilabel_metric_names_mean_the_multilabel_metrics(multilabel):
         assert a.loc[['x1', 'x3'], 'importance'].min() > 0.02, name
     for m, alt in [(F1Score(), 'F1ScoreMulti'), (accuracy, 'accuracy_multi')]:
         with pytest.raises(ValueError, match=f"multi-label: use '{alt}'"): _fi(learn, test, metric=m)
+
+
+def test_warnings_point_at_the_callers_line(reg):
+    "An unseen-level warning through from_learner, a guessed direction through feature_importance: both name this file."
+    learn, test = reg
+    part = test.assign(shade=np.where(np.arange(len(test)) % 3 == 0, 'purple', test.shade))
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        FeatureInterpretation.from_learner(learn, df=part)
+        learn.feature_importance(test, metric=lambda p, t: ((p - t) ** 2).mean(), seed=0, progress=False, n_repeats=1)
+    ours = [w for w in ws if 'never saw' in str(w.message) or 'direction of metric' in str(w.message)]
+    assert len(ours) == 2 and all(w.filename == __file__ for w in ours), [(w.filename, w.lineno, str(w.message)[:40]) for w in ours]

@@ -6,13 +6,13 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/analyses.hstat.html.md"""
 
 # %% ../../nbs/13b_analyses.hstat.ipynb #51cc54ab
 from __future__ import annotations
-import math, warnings
+import math
 from itertools import combinations
 import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, check_bool, check_choice, check_fits, resolve_seed, derived_generator, subsample_rows
+from ..core.checks import check_int, check_bool, check_choice, check_fits, resolve_seed, derived_generator, subsample_rows, warn_caller
 from ..core.engine import Feature, eval_mode, output_width
 from ..core.features import resolve_features, default_features
 from ..core.summary import summarise
@@ -108,8 +108,8 @@ def h_statistic(predict, # model: a callable or `nn.Module` on the input tensors
     samples = [subsample_rows(n, max_rows, derived_generator(seed, 'rows', r), min_rows=2) for r in range(n_repeats if n > max_rows else 1)]
     m = min(n, max_rows)
     if m < 100:
-        warnings.warn(f"the H-statistic on {m} rows varies strongly from one sample to the next: read `h_std` and the interval, "
-                      f"or use more rows (max_rows).", stacklevel=2)
+        warn_caller(f"the H-statistic on {m} rows varies strongly from one sample to the next: read `h_std` and the interval, "
+                      f"or use more rows (max_rows).")
     per = []
     with eval_mode(predict):
         sel, _ = output_index(output_width(model, inputs), output)

@@ -142,7 +142,7 @@ def _run_permutations(predict, inputs, features, pairs, seed, strata, bs, progre
         for k, (f, r, last) in enumerate(pairs, start=int(baseline)):
             p = perm(f, r); meta[k] = (f, p, last, r); yield Job(features[f].columns, p)
     total = len(pairs) + int(baseline)
-    announce_cost(total, n, bs or default_bs(inputs, predict=predict), f'this permutation run ({len(features)} features)', stacklevel=4)
+    announce_cost(total, n, bs or default_bs(inputs, predict=predict), f'this permutation run ({len(features)} features)')
     it = predict_jobs(predict, inputs, jobs(), bs)
     if progress: it = progress_bar(it, total=total, leave=False)
     for j, preds in it:

@@ -6,13 +6,13 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/core.checks.html.md"""
 
 # %% ../../nbs/00_core.checks.ipynb #88f46c7c
 from __future__ import annotations
-import math, numbers, os, zlib
+import math, numbers, os, sys, warnings, zlib
 import numpy as np
 import torch
 
 # %% auto #0
 __all__ = ['check_int', 'memory_bytes', 'check_fits', 'check_number', 'check_bool', 'check_choice', 'as_names', 'check_names',
-           'resolve_seed', 'make_generator', 'derived_generator', 'subsample_rows']
+           'resolve_seed', 'make_generator', 'derived_generator', 'subsample_rows', 'warn_caller']
 
 # %% ../../nbs/00_core.checks.ipynb #4bbe1251
 def _is_int(v): return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
@@ -150,3 +150,13 @@ def subsample_rows(n:int, # rows available
     max_rows = check_int(max_rows, name, min=min_rows, none_ok=True)
     if max_rows is None or max_rows >= n: return None
     return torch.randperm(n, generator=generator)[:max_rows].sort().values
+
+# %% ../../nbs/00_core.checks.ipynb #a2528ae8
+def warn_caller(message:str, # the warning
+                category=UserWarning, # its class
+               ):
+    "Issue a warning that points at the first frame outside `fastai_featimp` (the user's call), from any depth in the library."
+    f, level = sys._getframe(1), 2
+    while f is not None and (f.f_globals.get('__name__') or '').startswith('fastai_featimp'):
+        f, level = f.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

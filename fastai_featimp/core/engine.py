@@ -6,11 +6,11 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/core.engine.html.md"""
 
 # %% ../../nbs/01_core.engine.ipynb #78d458df
 from __future__ import annotations
-import contextlib, threading, warnings
+import contextlib, threading
 from dataclasses import dataclass
 import torch
 from torch import nn
-from .checks import check_int
+from .checks import check_int, warn_caller
 
 # %% auto #0
 __all__ = ['GPU_MAX_CHUNK_ROWS', 'LARGE_RUN_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob',
@@ -243,14 +243,13 @@ def announce_cost(n_jobs:int, # jobs in the run (a baseline counts as one)
                   rows_per_job:int, # model rows of each job
                   bs:int, # model rows per forward pass
                   what:str='this run', # what the run is, for the message
-                  stacklevel:int=3, # where the warning points
                  )->int:
     "Warn when a run evaluates more than `LARGE_RUN_ROWS` model rows, with its jobs, rows and forward passes; returns the rows."
     rows = int(n_jobs) * int(rows_per_job)
     if rows > LARGE_RUN_ROWS:
-        warnings.warn(f"{what} evaluates the model on {rows:,} rows ({n_jobs:,} jobs of {rows_per_job:,} rows) in about "
+        warn_caller(f"{what} evaluates the model on {rows:,} rows ({n_jobs:,} jobs of {rows_per_job:,} rows) in about "
                       f"{-(-rows // bs):,} forward passes of up to {bs:,} rows: it can take a long time (fewer repeats, "
-                      f"features or rows, or `max_rows`, make it cheaper).", UserWarning, stacklevel=stacklevel)
+                      f"features or rows, or `max_rows`, make it cheaper).")
     return rows
 
 

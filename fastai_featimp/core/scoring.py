@@ -6,10 +6,11 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/core.scoring.html.md"""
 
 # %% ../../nbs/02_core.scoring.ipynb #f932968e
 from __future__ import annotations
-import copy, math, re, warnings
+import copy, math, re
 from types import SimpleNamespace
 import numpy as np
 import torch
+from .checks import warn_caller
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER_TOKENS', 'HIGHER_IS_BETTER_TOKENS', 'KNOWN_DIRECTIONS', 'metric_name', 'direction_from_name',
@@ -148,13 +149,13 @@ class Scorer:
         if d is not None: return d
         d, how = direction_from_name(self.name)
         if how == 'tokens':
-            warnings.warn(f"the direction of metric {self.name!r} was guessed from a word in its name (fastai's rule): it is taken as "
+            warn_caller(f"the direction of metric {self.name!r} was guessed from a word in its name (fastai's rule): it is taken as "
                           f"{'higher' if d else 'lower'}-is-better. If that is wrong, pass higher_is_better={not d}, or every "
-                          f"importance comes out with the wrong sign.", stacklevel=4)
+                          f"importance comes out with the wrong sign.")
         elif how == 'none':
-            warnings.warn(f"the direction of metric {self.name!r} was guessed from its name, which says neither 'loss'/'error' "
+            warn_caller(f"the direction of metric {self.name!r} was guessed from its name, which says neither 'loss'/'error' "
                           f"nor a known score: it is taken as higher-is-better. If lower is better (an MSE, say), pass "
-                          f"higher_is_better=False, or every importance comes out with the wrong sign.", stacklevel=4)
+                          f"higher_is_better=False, or every importance comes out with the wrong sign.")
         return True if d is None else d
 
     def __repr__(self): return f"Scorer({self.name}, {'higher' if self.higher_is_better else 'lower'} is better)"

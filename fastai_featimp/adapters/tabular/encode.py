@@ -6,13 +6,14 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/adapters.tabular.encode.ht
 
 # %% ../../../nbs/06d_adapters.tabular.encode.ipynb #d7f5b5bf
 from __future__ import annotations
-import random, warnings
+import random
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
 from fastai.tabular.core import TabularPandas
 from fastai.tabular.data import TabularDataLoaders
+from ...core.checks import warn_caller
 from .spec import LearnerSpec, as_spec, same_value, table_features, table_feature_info
 from .reconcile import ReconcilePlan, reconcile_plan
 
@@ -189,8 +190,8 @@ def encode_column_values(spec:LearnerSpec, # the learner's spec
         known = spec.vocabs[col]   # '#na#' included: asking for the missing level is allowed
         unseen = [v for v in values if not (isinstance(v, float) and np.isnan(v)) and v is not None and not any(same_value(v, k) for k in known)]
         if unseen:
-            warnings.warn(f"value(s) {unseen[:10]} of {col!r} are not levels the learner knows; they are encoded as '#na#' "
-                          f"(known levels: {list(known)[:10]}{' ...' if len(known) > 10 else ''}).", stacklevel=3)
+            warn_caller(f"value(s) {unseen[:10]} of {col!r} are not levels the learner knows; they are encoded as '#na#' "
+                          f"(known levels: {list(known)[:10]}{' ...' if len(known) > 10 else ''}).")
         col_values = pd.Series(values, dtype=object)
     else:
         try: col_values = pd.to_numeric(pd.Series(values, dtype=object), errors='raise').astype(np.float64)

@@ -6,11 +6,10 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/adapters.tabular.reconcile
 
 # %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #4ef107b4
 from __future__ import annotations
-import warnings
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
-from ...core.checks import check_choice
+from ...core.checks import check_choice, warn_caller
 from .spec import LearnerSpec
 
 # %% auto #0
@@ -126,7 +125,7 @@ def categorical_conversion(s:pd.Series, # the raw column
             raise ValueError(msg + " Every value is unseen, which means the column has another type or coding than in "
                              "training: convert it (e.g. to str), or pass unseen='ignore' to encode them all as '#na#'.")
         if unseen == 'raise': raise ValueError(msg + " They would be encoded as '#na#'; pass unseen='warn' to allow it.")
-        if unseen == 'warn' and unseen_share > unseen_warn: warnings.warn(msg + " They are encoded as '#na#', as fastai does.", stacklevel=5)
+        if unseen == 'warn' and unseen_share > unseen_warn: warn_caller(msg + " They are encoded as '#na#', as fastai does.")
     return mapping, unseen_share, note
 
 # %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #4f4d9c87

@@ -6,7 +6,6 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/adapters.tabular.spec.html
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #e8024370
 from __future__ import annotations
-import warnings
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from torch import nn
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.tabular.core import TabularPandas, FillMissing, Categorify, Normalize
+from ...core.checks import warn_caller
 from ...core.engine import Feature, widen_codes
 from ...core.scoring import Scorer
 from .metrics import metric_scorer
@@ -33,7 +33,7 @@ def check_tabular(learn):
                         f"dls is a {type(dls).__name__}. For any other model use the generic functions on tensors, e.g. "
                         f"`permutation_importance(predict, inputs, target)`.")
     if 'c' in list(dls.cat_names) + list(dls.cont_names):
-        warnings.warn("a column named 'c' collides with `dls.c` (the number of outputs) in fastai; rename it.", stacklevel=3)
+        warn_caller("a column named 'c' collides with `dls.c` (the number of outputs) in fastai; rename it.")
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #66275faf
 def _fill_missing(learn):
@@ -115,9 +115,9 @@ class LearnerSpec:
             lname = type(loss).__name__.lower() + str(getattr(loss, 'func', '')).lower()
             act, act_name = ((torch.sigmoid, 'sigmoid') if 'bce' in lname or task == 'multilabel' or len(outputs) == 1
                              else (_softmax, 'softmax'))
-            warnings.warn(f"the learner's loss {type(loss).__name__} has no `activation`, so its raw outputs are logits: the "
+            warn_caller(f"the learner's loss {type(loss).__name__} has no `activation`, so its raw outputs are logits: the "
                           f"analyses apply a {act_name} to report probabilities of {outputs}. To choose it yourself, give the "
-                          f"loss an `activation` method (as fastai's CrossEntropyLossFlat has).", stacklevel=2)
+                          f"loss an `activation` method (as fastai's CrossEntropyLossFlat has).")
         else: act, act_name = None, 'identity'
         return cls(learn, columns, [c for c in cats if c not in na] + conts, na, fill, y_names, classes, task, outputs, act, act_name)
 
