@@ -445,6 +445,10 @@ def explain(self:FeatureInterpretation,
             positions = np.atleast_1d(np.asarray(rows))
             if positions.dtype.kind not in 'iu': raise TypeError(f"rows must be row positions (ints), a slice or a DataFrame, got {rows!r}.")
         if len(positions) == 0: raise ValueError("rows selects no row: nothing to explain.")
+        if positions.dtype.kind == 'u':   # unsigned: compare before the cast (uint8 cannot hold -n_rows; torch cannot index with uint16/32)
+            big = positions[positions >= self.n_rows]
+            if len(big): raise ValueError(f"row position(s) {big[:5].tolist()} are out of range: the interpretation has {self.n_rows} rows.")
+        positions = positions.astype(np.int64)   # int8 cannot hold -n_rows either
         bad = positions[(positions < -self.n_rows) | (positions >= self.n_rows)]
         if len(bad): raise ValueError(f"row position(s) {bad[:5].tolist()} are out of range: the interpretation has {self.n_rows} rows.")
         positions = positions % self.n_rows

@@ -131,3 +131,40 @@ def test_warnings_point_at_the_callers_line(reg):
         learn.feature_importance(test, metric=lambda p, t: ((p - t) ** 2).mean(), seed=0, progress=False, n_repeats=1)
     ours = [w for w in ws if 'never saw' in str(w.message) or 'direction of metric' in str(w.message)]
     assert len(ours) == 2 and all(w.filename == __file__ for w in ours), [(w.filename, w.lineno, str(w.message)[:40]) for w in ours]
+
+
+@pytest.mark.parametrize('dtype', [np.uint8, np.uint16, np.uint32, np.uint64, np.int8])
+def test_explain_takes_unsigned_row_positions(reg, dtype):
+    learn, test = reg
+    interp = FeatureInterpretation.from_learner(learn, df=test)
+    want = interp.explain(rows=[0, 3], seed=0, progress=False, n_permutations=4, n_background=20)
+    got = interp.explain(rows=np.array([0, 3], dtype=dtype), seed=0, progress=False, n_permutations=4, n_background=20)
+    pd.testing.assert_frame_equal(got, want)
+    if np.iinfo(dtype).max > len(test):
+        with pytest.raises(ValueError, match='out of range'):
+            interp.explain(rows=np.array([0, len(test)], dtype=dtype), seed=0, progress=False)
+
+
+def test_a_model_with_more_outputs_than_targets(reg):
+    "3 outputs for 1 target column: labelled analyses refuse naming both counts; label-free ones name the outputs neutrally."
+    from fastai.tabular.all import tabular_learner
+    learn, test = reg
+    bad = tabular_learner(learn.dls, layers=[8], n_out=3)
+    with pytest.warns(UserWarning, match="the model has 3 outputs but the learner's target has 1 target column"):
+        interp = FeatureInterpretation.from_learner(bad, df=test)
+    assert interp.outputs == ['output_0', 'output_1', 'output_2']
+    with pytest.raises(ValueError, match="Retrain with n_out equal to the number of targets"):
+        interp.importance(seed=0, progress=False)
+    pdp = interp.partial_dependence('x1', progress=False)
+    assert {'output_0', 'output_1', 'output_2'} <= set(pdp.columns) and 'y' not in pdp.columns
+
+
+def test_noise_sensitivity_does_not_rank_permuted_rows_among_noise_rows(reg):
+    learn, test = reg
+    with pytest.warns(UserWarning, match=r"\['shade', 'zip'\] have none .* and were permuted instead"):
+        t = learn.feature_sensitivity(test, method='noise', progress=False, seed=0, normalize=True)
+    m = t.method.tolist()
+    assert m == sorted(m, key=lambda k: k != 'noise') and set(m) == {'noise', 'permute'}   # noise rows first, then the permuted
+    for _, g in t.groupby('method'):
+        assert g.sensitivity.is_monotonic_decreasing and abs(g.share.sum() - 1) < 1e-9     # ranked and shared within a method
+    assert 'not comparable' in t.attrs['mixed_methods']

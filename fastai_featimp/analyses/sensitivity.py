@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, check_bool, check_choice, check_fits, check_number, resolve_seed, derived_generator
+from ..core.checks import check_int, check_bool, check_choice, check_fits, check_number, resolve_seed, derived_generator, warn_caller
 from ..core.engine import Job, predict_jobs, eval_mode
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
@@ -109,7 +109,16 @@ def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) o
     tbl = importance_table(names, kinds, overall, [f.members for f in features], attrs, value_name='sensitivity')
     m = dict(zip(names, mabs.mean((1, 2)))); u = dict(zip(names, used))
     tbl.insert(2, 'method', tbl.feature.map(u)); tbl['mean_abs_change'] = tbl.feature.map(m)
-    if normalize: tbl['share'] = tbl.sensitivity / tbl.sensitivity.sum()
+    if len(set(used)) > 1:   # noise asked for, but some features have no float column: they were permuted, a far larger change
+        order = {'noise': 0, 'permute': 1}
+        tbl = tbl.sort_values(['method', 'sensitivity'], key=lambda s: s.map(order) if s.name == 'method' else -s, kind='stable').reset_index(drop=True)
+        permuted = [n for n, k in zip(names, used) if k == 'permute']
+        note = (f"method='noise' perturbs only float columns: {permuted} have none (categorical codes) and were permuted instead. "
+                f"A permutation is a much larger change than {noise_scale} std of noise, so the two kinds of rows are not comparable: "
+                f"the table ranks the noise rows first, then the permuted ones (column `method`), and `share` is within each method.")
+        tbl.attrs['mixed_methods'] = note
+        warn_caller(note)
+    if normalize: tbl['share'] = tbl.sensitivity / tbl.groupby('method').sensitivity.transform('sum')
     return tbl
 
 # %% ../../nbs/15_analyses.sensitivity.ipynb #f2d4b3a9

@@ -151,7 +151,7 @@ def subsample_rows(n:int, # rows available
     if max_rows is None or max_rows >= n: return None
     return torch.randperm(n, generator=generator)[:max_rows].sort().values
 
-# %% ../../nbs/00_core.checks.ipynb #a2528ae8
+# %% ../../nbs/00_core.checks.ipynb #e68d8fec
 def warn_caller(message:str, # the warning
                 category=UserWarning, # its class
                ):

@@ -21,7 +21,7 @@ def _group_items(groups):
 
 def resolve_features(features, # list of `Feature` (unique names)
                      groups=None, # list of names / lists of names, or dict name -> list of names
-                     cols=None, # names of the features to score alone (default: all not in a group)
+                     cols=None, # names of the features to score alone, grouped or not (default: all not in a group)
                     )->list:
     "The features to score: one per group (columns permuted jointly), then each remaining feature alone."
     by_name = {f.name: f for f in features}
@@ -45,7 +45,8 @@ def resolve_features(features, # list of `Feature` (unique names)
         out.append(Feature(gname, cols_, kind, tuple(members)))
     if cols is not None:
         cols = check_names(as_names(cols, 'cols', allow_empty=True), by_name, 'column(s) in cols')
-    singles = [f for f in features if f.name not in used and (cols is None or f.name in cols)]
+    taken = {f.name for f in out}
+    singles = [f for f in features if f.name not in taken and (f.name in cols if cols is not None else f.name not in used)]   # named in cols: also alone
     res = out + singles
     if not res: raise ValueError("nothing to score: `cols` and `groups` select no feature.")
     return res

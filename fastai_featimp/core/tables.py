@@ -12,7 +12,8 @@ import pandas as pd
 from .summary import summarise
 
 # %% auto #0
-__all__ = ['importance_table', 'output_table', 'save_importance_csv', 'read_importance_csv', 'combine_importance']
+__all__ = ['COMPARABLE_ATTRS', 'importance_table', 'output_table', 'save_importance_csv', 'read_importance_csv',
+           'combine_importance']
 
 # %% ../../nbs/08_core.tables.ipynb #e9fc81c1
 def _ragged(values, n):
@@ -125,6 +126,16 @@ def _split_tables(tables, labels):
     if len(set(labels)) != len(labels): raise ValueError(f"labels must be unique, got {labels}.")
     return list(zip(labels, tables))
 
+COMPARABLE_ATTRS = ('metric', 'higher_is_better', 'interval')   # tables that differ in one of these measure different things
+
+def _check_comparable(parts):
+    "Refuse tables scored with other metrics, directions or interval kinds (read from their attrs; a CSV file has none to compare)."
+    for key in COMPARABLE_ATTRS:
+        seen = {lab: t.attrs[key] for lab, t in parts if key in t.attrs}
+        if len({repr(v) for v in seen.values()}) > 1:
+            raise ValueError(f"the tables are not comparable: their {key!r} differs ({', '.join(f'{lab!r}: {v!r}' for lab, v in seen.items())}); "
+                             f"an average of them would mean nothing. Combine tables computed with the same metric and settings.")
+
 def combine_importance(tables, # list of importance tables or CSV paths, or one concatenated frame (with a `fold` column)
                        labels=None, # a label per table (default 0, 1, ...)
                        value:str|None=None, # the value column (default 'importance', else 'sensitivity')
@@ -136,6 +147,7 @@ def combine_importance(tables, # list of importance tables or CSV paths, or one 
     for lab, t in parts:
         if 'feature' not in t.columns or value not in t.columns: raise ValueError(f"table {lab!r} lacks the columns 'feature' and {value!r}.")
         if t.feature.duplicated().any(): raise ValueError(f"table {lab!r} has feature(s) {t.feature[t.feature.duplicated()].tolist()} twice.")
+    _check_comparable(parts)
     feats = list(dict.fromkeys(f for _, t in parts for f in t.feature))
     vals = np.array([[t.set_index('feature')[value].get(f, np.nan) for _, t in parts] for f in feats], dtype=float)
     missing = np.isnan(vals).any(1)

@@ -68,6 +68,11 @@ def table_feature_info(columns:pd.DataFrame # a column table (`LearnerSpec.colum
     return pd.DataFrame({'columns': pd.Series(cols), 'levels': own.levels, 'emb_width': own.emb_width})
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #d8da3dbc
+def _model_outputs(model):
+    "The number of outputs of a tabular model's last linear layer (None when it has none)."
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else None
+
 @dataclass
 class LearnerSpec:
     "What a fastai tabular learner is: columns, outputs, activation, default class, and how to encode rows for it."
@@ -82,6 +87,7 @@ class LearnerSpec:
     output_names: list # one name per model output
     activation: object # callable applied to raw outputs (None: identity)
     activation_name: str # 'softmax', 'sigmoid', the loss's, or 'identity'
+    output_mismatch: str|None = None # why the model's outputs do not match the target (then outputs are named output_0, ...)
 
     @classmethod
     def from_learner(cls, learn):
@@ -119,7 +125,15 @@ class LearnerSpec:
                           f"analyses apply a {act_name} to report probabilities of {outputs}. To choose it yourself, give the "
                           f"loss an `activation` method (as fastai's CrossEntropyLossFlat has).")
         else: act, act_name = None, 'identity'
-        return cls(learn, columns, [c for c in cats if c not in na] + conts, na, fill, y_names, classes, task, outputs, act, act_name)
+        n_model, mismatch = _model_outputs(learn.model), None
+        if n_model is not None and n_model != len(outputs):
+            what = f"{len(outputs)} class(es) {outputs[:6]}" if classes is not None else f"{len(outputs)} target column(s) {outputs}"
+            mismatch = (f"the model has {n_model} outputs but the learner's target has {what}: an output cannot be matched to its "
+                        f"target (tabular_learner's n_out, or y_names / y_block, disagree)")
+            outputs = [f'output_{k}' for k in range(n_model)]
+            warn_caller(mismatch + f"; the outputs are called {outputs[:4]}{' ...' if n_model > 4 else ''}, and analyses that "
+                        f"compare predictions with labels are refused.")
+        return cls(learn, columns, [c for c in cats if c not in na] + conts, na, fill, y_names, classes, task, outputs, act, act_name, mismatch)
 
     @property
     def model(self)->nn.Module: return self.learn.model
@@ -192,6 +206,9 @@ def scorer(self:LearnerSpec,
            higher_is_better:bool|None=None, # direction (default: fastai's rule from the name)
           )->Scorer:
     "A `Scorer` for `metric` on this learner, computed as `learn.validate` computes it (see `metric_scorer`)."
+    if self.output_mismatch:
+        raise ValueError(self.output_mismatch + ": a score of these predictions against the labels means nothing. Retrain with "
+                         "n_out equal to the number of targets (or classes), or use a label-free analysis (partial_dependence, sensitivity).")
     return metric_scorer(self.learn, self.task, metric, higher_is_better)
 
 def learner_scorer(learn, # a fastai tabular learner
