@@ -6,7 +6,7 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/analyses.permutation.html.
 
 # %% ../../nbs/10_analyses.permutation.ipynb #01a0e47d
 from __future__ import annotations
-import copy, functools
+import copy, functools, warnings
 import numpy as np
 import pandas as pd
 import torch
@@ -16,7 +16,7 @@ from ..core.engine import Job, predict_jobs, eval_mode, as_inputs, announce_cost
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from ..core.scoring import Scorer, mean_squared_error
-from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se
+from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se, no_narrower
 from ..adapters.tensors import prepare_inputs
 from ..core.tables import importance_table, output_table
 
@@ -108,7 +108,8 @@ class _Tally:
         t, s, tot, sq = self.acc.pop(f)
         k = len(self.scores[f])
         as_np = lambda x: x.cpu().numpy().T if isinstance(x, torch.Tensor) else np.asarray(x)   # rows on the last axis
-        self.rows[f] = permutation_rows_se(as_np(t), as_np(s), as_np(tot), as_np(sq), k)
+        rv = np.stack(self.scores[f]).var(0, ddof=1) if k > 1 else None                        # the shuffling alone
+        self.rows[f] = permutation_rows_se(as_np(t), as_np(s), as_np(tot), as_np(sq), k, repeat_var=rv)
 
     def finish(self):
         for f in list(self.acc): self._close(f)
@@ -259,6 +260,10 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     scorer = Scorer(score if score is not None else mean_squared_error, higher_is_better=higher_is_better)
     if strata: strata = {k: (torch.as_tensor(np.asarray(v))[idx] if idx is not None else v) for k, v in strata.items()}
     n, F = len(inputs[0]), len(features)
+    if interval == 'rows' and n < 20:
+        warnings.warn(f"only {n} rows: below 20 rows the row part of the interval (the sampling of the test rows) cannot be "
+                      f"estimated well; the interval is kept no narrower than the shuffling-only one ('repeats'), but "
+                      f"score more rows for an interval that covers them.", UserWarning, stacklevel=2)
     check_fits(max_repeats if auto else n_repeats, 'max_repeats' if auto else 'n_repeats', 256 * max(1, F), f'the scores of {F} features')
     rows_fn = row_scorer(scorer) if interval == 'rows' else None
     tally = _Tally(per_output_scorer(scorer) if per_output else scorer, target, n, interval,
@@ -279,17 +284,19 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     base = tally.base
     imp = [scorer.importance(np.stack(tally.scores[f]), base) for f in range(F)]
     label = {'rows': 'rows (paired)', 'bootstrap': 'rows (bootstrap)', 'repeats': 'repeats'}[tally.kind]
-    ci = None
+    ci = se = None
     if tally.kind == 'rows':
         se = np.stack([tally.rows[f][1] for f in range(F)])
-        ci = t_interval(np.stack([v.mean(0) for v in imp]), se, n - 1)
     elif tally.kind == 'bootstrap':
         resamples = sorted(tally.boot[0])
         one = np.stack([scorer.importance(np.stack([tally.boot[f][b] for b in resamples]), np.stack([tally.base_boot[b] for b in resamples]))
                         for f in range(F)])                                    # (F, B[, k]): one-repeat importances
         rep_var = np.stack([v.var(0, ddof=1) if len(v) > 1 else np.full(v.shape[1:], np.nan) for v in imp])
         se = np.stack([bootstrap_se(np.moveaxis(one[f], 0, -1), rep_var[f], len(imp[f])) for f in range(F)])
-        ci = t_interval(np.stack([v.mean(0) for v in imp]), se, n - 1)
+    if se is not None:                                   # never narrower than the interval over repeats
+        se, dfs = map(np.stack, zip(*[no_narrower(se[f], n - 1, imp[f].std(0, ddof=1) if len(imp[f]) > 1 else None, len(imp[f]))
+                                      for f in range(F)]))
+        ci = t_interval(np.stack([v.mean(0) for v in imp]), se, dfs)
     attrs = dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
                  n_repeats='auto' if auto else n_repeats, seed=seed, n_rows=n, interval=label, n_jobs=1 + sum(counts))
     if tally.note: attrs['interval_note'] = f"bootstrap over rows: {tally.note}"
