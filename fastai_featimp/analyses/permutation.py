@@ -293,9 +293,11 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
                         for f in range(F)])                                    # (F, B[, k]): one-repeat importances
         rep_var = np.stack([v.var(0, ddof=1) if len(v) > 1 else np.full(v.shape[1:], np.nan) for v in imp])
         se = np.stack([bootstrap_se(np.moveaxis(one[f], 0, -1), rep_var[f], len(imp[f])) for f in range(F)])
-    if se is not None:                                   # never narrower than the interval over repeats
-        se, dfs = map(np.stack, zip(*[no_narrower(se[f], n - 1, imp[f].std(0, ddof=1) if len(imp[f]) > 1 else None, len(imp[f]))
-                                      for f in range(F)]))
+    if se is not None:                                   # below 20 rows: never narrower than the interval over repeats
+        dfs = np.full(se.shape, n - 1.)
+        if n < 20:
+            se, dfs = map(np.stack, zip(*[no_narrower(se[f], n - 1, imp[f].std(0, ddof=1) if len(imp[f]) > 1 else None, len(imp[f]))
+                                          for f in range(F)]))
         ci = t_interval(np.stack([v.mean(0) for v in imp]), se, dfs)
     attrs = dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
                  n_repeats='auto' if auto else n_repeats, seed=seed, n_rows=n, interval=label, n_jobs=1 + sum(counts))

@@ -71,14 +71,11 @@ def no_narrower(se, # the standard error(s) of an interval over the test rows
                 n_repeats:int, # R, the repeats the importance averages
                 level:float=0.95, # confidence level
                ):
-    "`(se, df)` of the rows' t-interval, its df by Satterthwaite, kept no narrower than the shuffling-only one (`repeat_sd / sqrt(R)`, `R - 1` df)."
+    "`(se, df)` of the wider of the rows' t-interval and the shuffling-only one (`repeat_sd / sqrt(R)`, `R - 1` df)."
     from scipy.stats import t
     se = np.asarray(se, dtype=float); df = np.broadcast_to(np.asarray(df, dtype=float), se.shape)
     if repeat_sd is None or n_repeats < 2: return se, df.copy()
     rse = np.nan_to_num(np.asarray(repeat_sd, dtype=float), nan=0.0) / np.sqrt(n_repeats)
-    v, vs = se ** 2, np.minimum(rse ** 2, se ** 2)      # the shuffling part is known on R - 1 df only, the rest on rows - 1
-    den = vs ** 2 / (n_repeats - 1) + (v - vs) ** 2 / np.maximum(df, 1)
-    df = np.where(den > 0, v ** 2 / np.where(den > 0, den, 1), df)
     wider = t_quantile(n_repeats - 1, level) * rse > t.ppf((1 + level) / 2, np.maximum(df, 1)) * se
     return np.where(wider, rse, se), np.where(wider, float(n_repeats - 1), df)
 
