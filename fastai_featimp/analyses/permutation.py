@@ -16,7 +16,7 @@ from ..core.engine import Job, predict_jobs, eval_mode, as_inputs, announce_cost
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from ..core.scoring import Scorer, mean_squared_error
-from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se, no_narrower
+from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se, no_narrower, t_p_value
 from ..adapters.tensors import prepare_inputs
 from ..core.tables import importance_table, output_table
 
@@ -285,6 +285,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     imp = [scorer.importance(np.stack(tally.scores[f]), base) for f in range(F)]
     label = {'rows': 'rows (paired)', 'bootstrap': 'rows (bootstrap)', 'repeats': 'repeats'}[tally.kind]
     ci = se = None
+    pv = True                                            # 'repeats': the p-value of the t-interval over repeats
     if tally.kind == 'rows':
         se = np.stack([tally.rows[f][1] for f in range(F)])
     elif tally.kind == 'bootstrap':
@@ -298,7 +299,8 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
         if n < 20:
             se, dfs = map(np.stack, zip(*[no_narrower(se[f], n - 1, imp[f].std(0, ddof=1) if len(imp[f]) > 1 else None, len(imp[f]))
                                           for f in range(F)]))
-        ci = t_interval(np.stack([v.mean(0) for v in imp]), se, dfs)
+        center = np.stack([v.mean(0) for v in imp])
+        ci, pv = t_interval(center, se, dfs), t_p_value(center, se, dfs)
     attrs = dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
                  n_repeats='auto' if auto else n_repeats, seed=seed, n_rows=n, interval=label, n_jobs=1 + sum(counts))
     if tally.note: attrs['interval_note'] = f"bootstrap over rows: {tally.note}"
@@ -306,8 +308,8 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     if auto: attrs.update(max_repeats=max_repeats, tol=tol, rounds=rounds)
     if per_output:
         return output_table([f.name for f in features], [f.kind for f in features], np.stack(imp),
-                            dict(attrs, baseline=[float(b) for b in base]), ci=ci, interval=label)
+                            dict(attrs, baseline=[float(b) for b in base]), ci=ci, interval=label, p_value=pv)
     fi = importance_table([f.name for f in features], [f.kind for f in features], imp, [f.members for f in features],
                           attrs=dict(attrs, baseline=float(base), permuted_scores={f.name: [float(v) for v in tally.scores[i]] for i, f in enumerate(features)}),
-                          ci=ci, interval=label, show_repeats=auto)
+                          ci=ci, interval=label, show_repeats=auto, p_value=pv)
     return fi

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['t_quantile', 'summarise', 't_interval', 'permutation_rows_se', 'no_narrower', 'bootstrap_se']
+__all__ = ['t_quantile', 'summarise', 't_interval', 'permutation_rows_se', 'no_narrower', 'bootstrap_se', 't_p_value',
+           'benjamini_hochberg']
 
 # %% ../../nbs/03_core.summary.ipynb #dd29c820
 def t_quantile(df:int, # degrees of freedom
@@ -90,3 +91,29 @@ def bootstrap_se(boot, # (..., B): a one-repeat importance on B row resamples (e
     rv = np.nan_to_num(np.asarray(repeat_var, dtype=float), nan=0.0)
     v = np.maximum(v_one - rv * (1 - 1 / n_repeats), rv / n_repeats)   # the shuffling part shrinks with R; never below it
     return np.sqrt(v)
+
+# %% ../../nbs/03_core.summary.ipynb #c975abbd
+def t_p_value(center, # the estimate(s)
+              se, # their standard error(s)
+              df, # degrees of freedom of the t distribution, one or one per estimate
+             ):
+    "One-sided p-value(s) of H0: the true value <= 0, from `center / se` with Student's t on `df` degrees of freedom."
+    from scipy.stats import t
+    c, s = np.asarray(center, dtype=float), np.asarray(se, dtype=float)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        p = t.sf(c / np.where(s > 0, s, 1), np.maximum(np.asarray(df, dtype=float), 1))
+    p = np.where(s > 0, p, np.where(c > 0, 0., 1.))
+    return np.where(np.isnan(c) | np.isnan(s), np.nan, p)
+
+def benjamini_hochberg(p # p-values, any shape (NaN: not tested, left NaN and not counted)
+                      ):
+    "Benjamini-Hochberg adjusted p-values: `min over j >= rank of p_(j) · m / j`, monotone in p, capped at 1."
+    p = np.asarray(p, dtype=float)
+    flat, out = p.ravel(), np.full(p.size, np.nan)
+    ok = ~np.isnan(flat); m = int(ok.sum())
+    if m:
+        v = flat[ok]; order = np.argsort(v, kind='stable')
+        adj = np.minimum.accumulate((v[order] * m / np.arange(1, m + 1))[::-1])[::-1]
+        res = np.empty(m); res[order] = np.minimum(adj, 1.)
+        out[ok] = res
+    return out.reshape(p.shape)
