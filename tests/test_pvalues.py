@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 from scipy.stats import t as student
-from fastai_featimp.all import DEMO_TRUTH, cv_feature_importance
+from fastai.tabular.all import rmse
+from fastai_featimp.all import DEMO_TRUTH, FeatureInterpretation, cv_feature_importance, make_demo_data
 from fastai_featimp.analyses.permutation import permutation_importance
 from fastai_featimp.core.summary import benjamini_hochberg, t_interval, t_p_value
 
@@ -114,3 +115,51 @@ def test_fastai_and_fold_tables_have_p_values(reg):
     vals = np.array([[t.set_index('feature').loc[f, 'importance'] for t in res.tables] for f in c.index])
     np.testing.assert_allclose(c.p_value, t_p_value(vals.mean(1), vals.std(1, ddof=1) / np.sqrt(2), 1), rtol=1e-12)
     np.testing.assert_allclose(c.p_adjusted, benjamini_hochberg(c.p_value.to_numpy()), rtol=1e-12)
+
+
+# ---- rmse by the delta method (issue 21 item 2)
+
+def test_rmse_interval_by_the_delta_method_matches_the_mse_verdict(reg):
+    learn, test_df = reg
+    it = FeatureInterpretation.from_learner(learn, df=test_df)
+    m = it.importance(metric='mse', n_repeats=5, seed=0, progress=False).set_index('feature')
+    r = it.importance(metric='rmse', n_repeats=5, seed=0, progress=False).set_index('feature').reindex(m.index)
+    assert set(r.interval) == {'rows (delta)'} and set(m.interval) == {'rows (paired)'}
+    _check_p(r)
+    rel = lambda t: (t.ci_high - t.ci_low) / t.importance.abs()
+    ratio = rel(r) / rel(m)
+    # sqrt compresses a large importance: to first order the relative width scales by (sqrt(B) + sqrt(P)) / (2 sqrt(P)),
+    # B the baseline MSE and P = B + the MSE importance; ~1 for a column whose importance is small against B
+    B = m.attrs['baseline']; P = B + m.importance
+    expect = (np.sqrt(B) + np.sqrt(P)) / (2 * np.sqrt(P))
+    assert (abs(ratio / expect - 1) < 0.15).all(), (ratio / expect).round(3).to_dict()
+    small = m.index[m.importance.abs() < 0.05 * B]
+    assert len(small) >= 2 and (abs(ratio[small] - 1) < 0.15).all(), ratio[small].round(3).to_dict()
+    assert ((r.ci_low > 0) == (m.ci_low > 0)).all()                   # one verdict whatever the metric
+
+
+def test_rmse_delta_interval_covers_zero_for_irrelevant_columns(reg):
+    learn, _ = reg
+    tabs = []
+    for s in range(100, 140):                                          # 40 fresh test draws of 1,000 rows, model fixed
+        it = FeatureInterpretation.from_learner(learn, df=make_demo_data(1000, 'regression', seed=s))
+        tabs.append(it.importance(metric=rmse, n_repeats=3, seed=s, progress=False).set_index('feature'))
+    assert all(set(t.interval) == {'rows (delta)'} for t in tabs)
+    for f in DEMO_TRUTH['irrelevant']:
+        assert np.mean([t.loc[f, 'ci_low'] <= 0 <= t.loc[f, 'ci_high'] for t in tabs]) >= 0.9, f
+        assert np.mean([t.loc[f, 'p_value'] < 0.05 for t in tabs]) <= 0.15, f
+    assert all(t.loc['x1', 'p_value'] < 1e-6 for t in tabs)
+    x1 = np.array([t.loc['x1', 'importance'] for t in tabs]); half = np.mean([t.loc['x1', 'ci_high'] - t.loc['x1', 'ci_low'] for t in tabs]) / 2
+    assert 0.75 < half / 1.96 / x1.std(ddof=1) < 1.25, (half / 1.96, x1.std(ddof=1))   # the width is the real spread
+
+
+def test_delta_only_for_fastai_rmse_and_per_output(mlp_data):
+    mlp, X, y = mlp_data
+    kw = dict(feature_names=['x0', 'x1', 'x2'], seed=0, progress=False)
+    assert set(permutation_importance(mlp, X, y.unsqueeze(1), score=rmse, **kw).interval) == {'rows (delta)'}
+    po = permutation_importance(mlp, X, y.unsqueeze(1), score=rmse, per_output=True, **kw)
+    assert set(po.interval) == {'rows (delta)'}; _check_p(po)
+    own = lambda p, t: ((p.reshape(len(p)) - t) ** 2).mean().sqrt()  # a sqrt we cannot see into: the bootstrap
+    assert set(permutation_importance(mlp, X, y, score=own, higher_is_better=False, n_boot=20, **kw).interval) == {'rows (bootstrap)'}
+    rep = permutation_importance(mlp, X, y.unsqueeze(1), score=rmse, interval='repeats', **kw)
+    assert set(rep.interval) == {'repeats'}

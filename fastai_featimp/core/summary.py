@@ -92,7 +92,7 @@ def bootstrap_se(boot, # (..., B): a one-repeat importance on B row resamples (e
     v = np.maximum(v_one - rv * (1 - 1 / n_repeats), rv / n_repeats)   # the shuffling part shrinks with R; never below it
     return np.sqrt(v)
 
-# %% ../../nbs/03_core.summary.ipynb #c975abbd
+# %% ../../nbs/03_core.summary.ipynb #772b82d3
 def t_p_value(center, # the estimate(s)
               se, # their standard error(s)
               df, # degrees of freedom of the t distribution, one or one per estimate
