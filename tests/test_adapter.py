@@ -182,7 +182,7 @@ def test_exported_learner_without_df_says_pass_df(exported_reg):
 def test_output_table_shape_and_attrs(clf):
     learn, test_df = clf
     fi = learn.feature_importance(df=test_df, n_repeats=4, seed=3, progress=False)
-    assert list(fi.columns) == ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'interval', 'members', 'columns',
+    assert list(fi.columns) == ['feature', 'type', 'importance', 'std', 'ci_low', 'ci_high', 'interval', 'p_value', 'p_adjusted', 'members', 'columns',
                                 'levels', 'emb_width']
     assert set(fi.interval) == {'rows (paired)'}     # the loss is a mean over rows: the interval covers the test rows
     assert fi.importance.is_monotonic_decreasing

@@ -11,18 +11,18 @@ import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from ..core.checks import check_int, check_number, check_bool, check_choice, check_fits, resolve_seed, derived_generator
+from ..core.checks import check_int, check_number, check_bool, check_choice, check_fits, resolve_seed, derived_generator, warn_caller
 from ..core.engine import Job, predict_jobs, eval_mode, as_inputs, announce_cost, default_bs
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from ..core.scoring import Scorer, mean_squared_error
-from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se
+from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se, no_narrower, t_p_value
 from ..adapters.tensors import prepare_inputs
 from ..core.tables import importance_table, output_table
 
 # %% auto #0
-__all__ = ['PERM_CACHE_BYTES', 'row_scorer', 'permutation_scores', 'per_output_scorer', 'per_output_rows', 'adaptive_settled',
-           'permutation_importance']
+__all__ = ['PERM_CACHE_BYTES', 'row_scorer', 'sqrt_row_scorer', 'permutation_scores', 'per_output_scorer', 'per_output_rows',
+           'adaptive_settled', 'permutation_importance']
 
 # %% ../../nbs/10_analyses.permutation.ipynb #1d12a528
 def _flat(x, n): return x.reshape(n, -1)
@@ -57,14 +57,25 @@ def row_scorer(scorer # a `Scorer`, or the metric / loss it wraps
     if fn is None: return None
     return lambda p, t: fn(p, t).double()
 
+def sqrt_row_scorer(scorer # a `Scorer`, or the metric it wraps
+                   ):
+    "Per-row squared errors when the score is the square root of their mean (fastai's `rmse`), else None."
+    m = scorer.metric if isinstance(scorer, Scorer) else scorer
+    f = getattr(m, 'func', m) if type(m).__name__ in ('AccumMetric', 'AvgMetric') else m
+    f = f.func if isinstance(f, functools.partial) and not f.args and not f.keywords else f
+    if getattr(f, '__name__', None) in ('_rmse', 'rmse') and getattr(f, '__module__', None) in _ROW_MODULES:
+        return lambda p, t: _sq_rows(p, t).double()
+    return None
+
 # %% ../../nbs/10_analyses.permutation.ipynb #9987c1a2
 class _Tally:
     "What permutation importance keeps from each job's predictions: its score, and what the interval needs."
-    def __init__(self, scorer, target, n, interval='repeats', row_fn=None, seed=0, n_boot=100, keep=False, boot_repeats=1):
+    def __init__(self, scorer, target, n, interval='repeats', row_fn=None, seed=0, n_boot=100, keep=False, boot_repeats=1, sq_fn=None):
         self.scorer, self.target, self.n, self.kind, self.row_fn = scorer, target, n, interval, row_fn
         self.seed, self.n_boot, self.keep, self.boot_repeats = seed, n_boot, keep, boot_repeats
         self.scores, self.acc, self.rows, self.boot, self.note = {}, {}, {}, {}, None
-        if interval == 'rows' and row_fn is None: self.kind, self.note = 'bootstrap', 'the score is not a mean over rows'
+        if interval == 'rows' and row_fn is None and sq_fn is not None: self.kind, self.row_fn = 'delta', sq_fn   # sqrt of a mean
+        elif interval == 'rows' and row_fn is None: self.kind, self.note = 'bootstrap', 'the score is not a mean over rows'
 
     def _boot_index(self, b, dev):
         if self._idx is not None: return self._idx[b]
@@ -77,13 +88,19 @@ class _Tally:
 
     def baseline(self, preds):
         self.base = np.asarray(self.scorer(preds, self.target), dtype=float)
-        if self.kind == 'rows':
+        if self.kind in ('rows', 'delta'):
+            delta = self.kind == 'delta'
             try:
                 r = self.row_fn(preds, self.target)
-                ok = r.shape[0] == self.n and np.allclose(r.mean(0).cpu().numpy(), self.base, rtol=1e-4, atol=1e-7)
+                m = r.mean(0).cpu().numpy()
+                ok = r.shape[0] == self.n and np.allclose(np.sqrt(m) if delta else m, self.base, rtol=1e-4, atol=1e-7)
+                ok = ok and (not delta or bool((m > 0).all()))
             except (RuntimeError, ValueError, TypeError, IndexError, AttributeError): ok = False
-            if ok: self.base_rows = r.to(torch.float32 if r.device.type == 'mps' else torch.float64)
-            else: self.kind, self.note = 'bootstrap', 'the per-row scores do not average to the score'
+            if ok:
+                self.base_rows = r.to(torch.float32 if r.device.type == 'mps' else torch.float64)
+                if delta: self._b = 0.5 / self.base_rows.mean(0).sqrt()          # d sqrt(mse) / d mse at the baseline
+            else: self.kind, self.note = 'bootstrap', ('the per-row squared errors do not give the score' if delta else
+                                                       'the per-row scores do not average to the score')
         if self.kind == 'bootstrap':
             dev = preds.device
             self._idx = None
@@ -95,8 +112,12 @@ class _Tally:
     def add(self, f, perm, preds, last=False, r=0):
         "Score the predictions of repeat `r` of feature `f` (permuted by `perm`); `last`: its final repeat (free its running sums)."
         self.scores.setdefault(f, []).append(np.asarray(self.scorer(preds, self.target), dtype=float))
-        if self.kind == 'rows':
-            d = self.row_fn(preds, self.target).to(self.base_rows.dtype) - self.base_rows
+        if self.kind in ('rows', 'delta'):
+            e = self.row_fn(preds, self.target).to(self.base_rows.dtype)
+            if self.kind == 'rows': d = e - self.base_rows
+            else:                                        # the linearised sqrt(mse_perm) - sqrt(mse_base), row by row
+                a = 0.5 / e.mean(0).clamp_min(torch.finfo(e.dtype).tiny).sqrt()
+                d = a * e - self._b * self.base_rows
             if f not in self.acc: self.acc[f] = [torch.zeros_like(d), torch.zeros_like(d), 0., 0.]
             a = self.acc[f]
             a[0] += d; a[1].index_add_(0, perm.to(d.device), d); a[2] = a[2] + d.sum(0); a[3] = a[3] + (d * d).sum(0)
@@ -108,7 +129,8 @@ class _Tally:
         t, s, tot, sq = self.acc.pop(f)
         k = len(self.scores[f])
         as_np = lambda x: x.cpu().numpy().T if isinstance(x, torch.Tensor) else np.asarray(x)   # rows on the last axis
-        self.rows[f] = permutation_rows_se(as_np(t), as_np(s), as_np(tot), as_np(sq), k)
+        rv = np.stack(self.scores[f]).var(0, ddof=1) if k > 1 else None                        # the shuffling alone
+        self.rows[f] = permutation_rows_se(as_np(t), as_np(s), as_np(tot), as_np(sq), k, repeat_var=rv)
 
     def finish(self):
         for f in list(self.acc): self._close(f)
@@ -259,11 +281,16 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     scorer = Scorer(score if score is not None else mean_squared_error, higher_is_better=higher_is_better)
     if strata: strata = {k: (torch.as_tensor(np.asarray(v))[idx] if idx is not None else v) for k, v in strata.items()}
     n, F = len(inputs[0]), len(features)
+    if interval == 'rows' and n < 20:
+        warn_caller(f"only {n} rows: below 20 rows the row part of the interval (the sampling of the test rows) cannot be "
+                      f"estimated well; the interval is kept no narrower than the shuffling-only one ('repeats'), but "
+                      f"score more rows for an interval that covers them.")
     check_fits(max_repeats if auto else n_repeats, 'max_repeats' if auto else 'n_repeats', 256 * max(1, F), f'the scores of {F} features')
     rows_fn = row_scorer(scorer) if interval == 'rows' else None
+    sq_fn = sqrt_row_scorer(scorer) if interval == 'rows' and rows_fn is None else None
     tally = _Tally(per_output_scorer(scorer) if per_output else scorer, target, n, interval,
                    per_output_rows(rows_fn) if per_output else rows_fn, seed, n_boot, keep=auto,
-                   boot_repeats=min(3, max_repeats) if auto else n_repeats)
+                   boot_repeats=min(3, max_repeats) if auto else n_repeats, sq_fn=per_output_rows(sq_fn) if per_output else sq_fn)
     counts, rounds = [0] * F, 0
     with eval_mode(predict):
         want = [min(3, max_repeats)] * F if auto else [n_repeats] * F
@@ -278,18 +305,24 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     tally.finish()
     base = tally.base
     imp = [scorer.importance(np.stack(tally.scores[f]), base) for f in range(F)]
-    label = {'rows': 'rows (paired)', 'bootstrap': 'rows (bootstrap)', 'repeats': 'repeats'}[tally.kind]
-    ci = None
-    if tally.kind == 'rows':
+    label = {'rows': 'rows (paired)', 'delta': 'rows (delta)', 'bootstrap': 'rows (bootstrap)', 'repeats': 'repeats'}[tally.kind]
+    ci = se = None
+    pv = True                                            # 'repeats': the p-value of the t-interval over repeats
+    if tally.kind in ('rows', 'delta'):
         se = np.stack([tally.rows[f][1] for f in range(F)])
-        ci = t_interval(np.stack([v.mean(0) for v in imp]), se, n - 1)
     elif tally.kind == 'bootstrap':
         resamples = sorted(tally.boot[0])
         one = np.stack([scorer.importance(np.stack([tally.boot[f][b] for b in resamples]), np.stack([tally.base_boot[b] for b in resamples]))
                         for f in range(F)])                                    # (F, B[, k]): one-repeat importances
         rep_var = np.stack([v.var(0, ddof=1) if len(v) > 1 else np.full(v.shape[1:], np.nan) for v in imp])
         se = np.stack([bootstrap_se(np.moveaxis(one[f], 0, -1), rep_var[f], len(imp[f])) for f in range(F)])
-        ci = t_interval(np.stack([v.mean(0) for v in imp]), se, n - 1)
+    if se is not None:                                   # below 20 rows: never narrower than the interval over repeats
+        dfs = np.full(se.shape, n - 1.)
+        if n < 20:
+            se, dfs = map(np.stack, zip(*[no_narrower(se[f], n - 1, imp[f].std(0, ddof=1) if len(imp[f]) > 1 else None, len(imp[f]))
+                                          for f in range(F)]))
+        center = np.stack([v.mean(0) for v in imp])
+        ci, pv = t_interval(center, se, dfs), t_p_value(center, se, dfs)
     attrs = dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
                  n_repeats='auto' if auto else n_repeats, seed=seed, n_rows=n, interval=label, n_jobs=1 + sum(counts))
     if tally.note: attrs['interval_note'] = f"bootstrap over rows: {tally.note}"
@@ -297,8 +330,8 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     if auto: attrs.update(max_repeats=max_repeats, tol=tol, rounds=rounds)
     if per_output:
         return output_table([f.name for f in features], [f.kind for f in features], np.stack(imp),
-                            dict(attrs, baseline=[float(b) for b in base]), ci=ci, interval=label)
+                            dict(attrs, baseline=[float(b) for b in base]), ci=ci, interval=label, p_value=pv)
     fi = importance_table([f.name for f in features], [f.kind for f in features], imp, [f.members for f in features],
                           attrs=dict(attrs, baseline=float(base), permuted_scores={f.name: [float(v) for v in tally.scores[i]] for i, f in enumerate(features)}),
-                          ci=ci, interval=label, show_repeats=auto)
+                          ci=ci, interval=label, show_repeats=auto, p_value=pv)
     return fi

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['t_quantile', 'summarise', 't_interval', 'permutation_rows_se', 'bootstrap_se']
+__all__ = ['t_quantile', 'summarise', 't_interval', 'permutation_rows_se', 'no_narrower', 'bootstrap_se', 't_p_value',
+           'benjamini_hochberg']
 
 # %% ../../nbs/03_core.summary.ipynb #dd29c820
 def t_quantile(df:int, # degrees of freedom
@@ -35,12 +36,13 @@ def summarise(values, # array (..., r): r repeated measurements on the last axis
 # %% ../../nbs/03_core.summary.ipynb #1ab72160
 def t_interval(center, # the estimate(s)
                se, # its standard error(s), same shape
-               df, # degrees of freedom of the t quantile (rows - 1)
+               df, # degrees of freedom of the t quantile (rows - 1), one or one per estimate
                level:float=0.95, # two-sided confidence level
               ):
     "Low and high ends of `center ± t_{df} · se`, as float arrays."
+    from scipy.stats import t
     center, se = np.asarray(center, dtype=float), np.asarray(se, dtype=float)
-    half = t_quantile(max(int(df), 1), level) * se
+    half = t.ppf((1 + level) / 2, np.maximum(np.asarray(df, dtype=float), 1)) * se
     return center - half, center + half
 
 def permutation_rows_se(target_sum, # (..., n): per row, the sum over repeats of its differences as a target
@@ -48,8 +50,9 @@ def permutation_rows_se(target_sum, # (..., n): per row, the sum over repeats of
                         diff_sum, # (...): sum of all n·R differences
                         diff_sq, # (...): sum of their squares
                         n_repeats:int, # R, the repeats summed
+                        repeat_var=None, # (...): variance over repeats of the importance on all rows (None / NaN: not known)
                        ):
-    "Mean difference and its standard error over the test rows (rows as targets and donors), from running sums."
+    "Mean difference and its standard error over the test rows (rows as targets and donors), from running sums; never below the shuffling's own SE."
     t = np.asarray(target_sum, dtype=float) / n_repeats
     s = np.asarray(donor_sum, dtype=float) / n_repeats
     n = t.shape[-1]
@@ -58,8 +61,24 @@ def permutation_rows_se(target_sum, # (..., n): per row, the sum over repeats of
     var_all = np.maximum(np.asarray(diff_sq, dtype=float) - np.asarray(diff_sum, dtype=float) ** 2 / N, 0) / (N - 1)
     v = ((t + s).var(-1, ddof=1) - var_all / n_repeats) / n
     fallback = t.var(-1, ddof=1) / n                    # the target part alone, if the difference is not positive
-    v = np.where(v > 0, v, fallback)
+    rv = np.zeros_like(v) if repeat_var is None else np.nan_to_num(np.asarray(repeat_var, dtype=float), nan=0.0)
+    floor = rv / n_repeats                              # the shuffling alone: the variance over repeats / R
+    v = np.maximum(np.where(v > 0, v, np.maximum(fallback, floor)), floor)
     return t.mean(-1), np.sqrt(v)
+
+def no_narrower(se, # the standard error(s) of an interval over the test rows
+                df, # its degrees of freedom (rows - 1)
+                repeat_sd, # the std over repeats of the importance on all rows (NaN / None: one repeat)
+                n_repeats:int, # R, the repeats the importance averages
+                level:float=0.95, # confidence level
+               ):
+    "`(se, df)` of the wider of the rows' t-interval and the shuffling-only one (`repeat_sd / sqrt(R)`, `R - 1` df)."
+    from scipy.stats import t
+    se = np.asarray(se, dtype=float); df = np.broadcast_to(np.asarray(df, dtype=float), se.shape)
+    if repeat_sd is None or n_repeats < 2: return se, df.copy()
+    rse = np.nan_to_num(np.asarray(repeat_sd, dtype=float), nan=0.0) / np.sqrt(n_repeats)
+    wider = t_quantile(n_repeats - 1, level) * rse > t.ppf((1 + level) / 2, np.maximum(df, 1)) * se
+    return np.where(wider, rse, se), np.where(wider, float(n_repeats - 1), df)
 
 def bootstrap_se(boot, # (..., B): a one-repeat importance on B row resamples (each resample may use another repeat)
                  repeat_var, # (...): variance over repeats of the importance on all rows (NaN with one repeat)
@@ -72,3 +91,29 @@ def bootstrap_se(boot, # (..., B): a one-repeat importance on B row resamples (e
     rv = np.nan_to_num(np.asarray(repeat_var, dtype=float), nan=0.0)
     v = np.maximum(v_one - rv * (1 - 1 / n_repeats), rv / n_repeats)   # the shuffling part shrinks with R; never below it
     return np.sqrt(v)
+
+# %% ../../nbs/03_core.summary.ipynb #772b82d3
+def t_p_value(center, # the estimate(s)
+              se, # their standard error(s)
+              df, # degrees of freedom of the t distribution, one or one per estimate
+             ):
+    "One-sided p-value(s) of H0: the true value <= 0, from `center / se` with Student's t on `df` degrees of freedom."
+    from scipy.stats import t
+    c, s = np.asarray(center, dtype=float), np.asarray(se, dtype=float)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        p = t.sf(c / np.where(s > 0, s, 1), np.maximum(np.asarray(df, dtype=float), 1))
+    p = np.where(s > 0, p, np.where(c > 0, 0., 1.))
+    return np.where(np.isnan(c) | np.isnan(s), np.nan, p)
+
+def benjamini_hochberg(p # p-values, any shape (NaN: not tested, left NaN and not counted)
+                      ):
+    "Benjamini-Hochberg adjusted p-values: `min over j >= rank of p_(j) · m / j`, monotone in p, capped at 1."
+    p = np.asarray(p, dtype=float)
+    flat, out = p.ravel(), np.full(p.size, np.nan)
+    ok = ~np.isnan(flat); m = int(ok.sum())
+    if m:
+        v = flat[ok]; order = np.argsort(v, kind='stable')
+        adj = np.minimum.accumulate((v[order] * m / np.arange(1, m + 1))[::-1])[::-1]
+        res = np.empty(m); res[order] = np.minimum(adj, 1.)
+        out[ok] = res
+    return out.reshape(p.shape)

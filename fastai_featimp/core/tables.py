@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .summary import summarise
+from .summary import summarise, t_p_value, benjamini_hochberg
 
 # %% auto #0
 __all__ = ['COMPARABLE_ATTRS', 'importance_table', 'output_table', 'save_importance_csv', 'read_importance_csv',
@@ -22,6 +22,12 @@ def _ragged(values, n):
         return list(np.asarray(values, dtype=float).reshape(n, -1))
     return [np.asarray(v, dtype=float).ravel() for v in values]
 
+def _p_columns(p, mean, std, r):
+    "`p_value` and `p_adjusted` (Benjamini-Hochberg over the table): given, or (`p=True`) from the t-interval over `r` repeats."
+    if p is True: p = np.where(r > 1, t_p_value(mean, std / np.sqrt(r), r - 1), np.nan)   # one repeat: no interval, no p
+    p = np.asarray(p, dtype=float).reshape(np.shape(mean))
+    return {'p_value': p, 'p_adjusted': benjamini_hochberg(p)}
+
 def importance_table(names, # feature names, one per row of `values`
                      kinds, # 'categorical' / 'continuous' / 'group', one per feature
                      values, # array (n_features, n_repeats), or one sequence per feature: importance in each repeat
@@ -31,6 +37,7 @@ def importance_table(names, # feature names, one per row of `values`
                      ci=None, # (low, high) arrays, one value per feature: an interval computed by the analysis
                      interval:str|None=None, # what the interval is ('rows (paired)', 'repeats', ...): a column `interval`
                      show_repeats:bool=False, # add a column `repeats_used` (repeats per feature)
+                     p_value=None, # None: no p-values; True: from the t-interval over repeats; or one p-value per feature
                     )->pd.DataFrame:
     "A DataFrame with one row per feature, sorted by mean value, with std and a 95% CI (over repeats unless `ci` is given)."
     rows = _ragged(values, len(names))
@@ -40,6 +47,7 @@ def importance_table(names, # feature names, one per row of `values`
     members = members if members is not None else [()] * len(names)
     cols = {'feature': list(names), 'type': list(kinds), value_name: mean, 'std': std, 'ci_low': lo, 'ci_high': hi}
     if interval is not None: cols['interval'] = interval
+    if p_value is not None: cols.update(_p_columns(p_value, mean, std, np.array([len(v) for v in rows], dtype=float)))
     if show_repeats: cols['repeats_used'] = [len(v) for v in rows]
     df = pd.DataFrame(dict(cols, members=[', '.join(m) for m in members]))
     df = df.sort_values(value_name, ascending=False, kind='stable').reset_index(drop=True)
@@ -56,6 +64,7 @@ def output_table(names, # feature names
                  value_name:str='importance', # name of the value column
                  ci=None, # (low, high) arrays (n_features, n_outputs): an interval computed by the analysis
                  interval:str|None=None, # what the interval is: a column `interval`
+                 p_value=None, # None: no p-values; True: from the t-interval over repeats; or (n_features, n_outputs) p-values
                 )->pd.DataFrame:
     "Tidy feature x output table: mean, std and 95% CI (over repeats unless `ci` is given) for every pair."
     v = np.asarray(values, float)
@@ -66,6 +75,8 @@ def output_table(names, # feature names
     rows = [(n, kd, outs[k], m[i, k], s[i, k], lo[i, k], hi[i, k]) for i, (n, kd) in enumerate(zip(names, kinds)) for k in range(v.shape[2])]
     df = pd.DataFrame(rows, columns=['feature', 'type', 'output', value_name, 'std', 'ci_low', 'ci_high'])
     if interval is not None: df['interval'] = interval
+    if p_value is not None:
+        for k, col in _p_columns(p_value, m, s, np.full(m.shape, float(v.shape[1]))).items(): df[k] = col.ravel()
     df.attrs.update(attrs or {})
     return df
 
@@ -136,6 +147,12 @@ def _check_comparable(parts):
             raise ValueError(f"the tables are not comparable: their {key!r} differs ({', '.join(f'{lab!r}: {v!r}' for lab, v in seen.items())}); "
                              f"an average of them would mean nothing. Combine tables computed with the same metric and settings.")
 
+def _combined_p(parts, feats, mean, sd_b, k):
+    "p-values of the combined table: the t-test over the tables' values (`k - 1` df); one table keeps its own."
+    if k > 1: return _p_columns(t_p_value(mean, sd_b / np.sqrt(k), k - 1), mean, None, None)
+    t0 = parts[0][1].drop_duplicates('feature').set_index('feature')
+    return _p_columns(t0.p_value.reindex(feats).to_numpy(float), mean, None, None) if 'p_value' in t0 else {}
+
 def combine_importance(tables, # list of importance tables or CSV paths, or one concatenated frame (with a `fold` column)
                        labels=None, # a label per table (default 0, 1, ...)
                        value:str|None=None, # the value column (default 'importance', else 'sensitivity')
@@ -164,7 +181,7 @@ def combine_importance(tables, # list of importance tables or CSV paths, or one 
     out = pd.DataFrame({'feature': feats, 'type': first['type'].reindex(feats).to_numpy() if 'type' in first else 'continuous',
                         value: mean, 'std_between': sd_b if k > 1 else np.nan,
                         'std_within': np.sqrt(np.nanmean(w ** 2, 1)) if np.isfinite(w).any() else np.nan,
-                        'ci_low': lo, 'ci_high': hi, 'n_tables': k})
+                        'ci_low': lo, 'ci_high': hi, **(_combined_p(parts, feats, mean, sd_b, k) if value == 'importance' else {}), 'n_tables': k})
     for j, (lab, _) in enumerate(parts): out[f'fold:{lab}'] = vals[:, j]
     out = out.sort_values(value, ascending=False, kind='stable').reset_index(drop=True)
     out.attrs.update({kk: v for kk, v in parts[0][1].attrs.items() if kk in ('metric', 'higher_is_better')})
