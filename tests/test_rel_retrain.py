@@ -1,5 +1,7 @@
 "Issue 20 items 12, 11, 3, 15, 23: retrains rebuild the learner's architecture and target, caches keyed on a fingerprint, Ray retries."
 import warnings
+import numpy as np
+import torch
 import pytest
 from torch import nn
 from fastai.tabular.all import RegressionBlock, tabular_config
@@ -48,3 +50,20 @@ def test_from_learner_warns_for_unreadable(small):
     with pytest.warns(UserWarning, match='cannot read the architecture .* Wrapped'):
         r = RetrainRecipe.from_learner(learn, small)
     assert 'layers' not in r.learner_kwargs   # unread: tabular_learner's default, as the warning says
+
+
+# 11. from_learner on a multi-label learner builds a multi-label recipe (not a regression one)
+def test_from_learner_multilabel(small):
+    from fastai.tabular.all import MultiCategoryBlock
+    from fastai_featimp.all import LearnerSpec, retrain_evaluate
+    df = small.assign(a=small.x1 > 0, b=small.x3 > 0.5, c=small.shade == 'grey')
+    learn = train_recipe(df, CATS, CONTS, ['a', 'b', 'c'], valid_idx=range(240, 300), epochs=1, layers=[8],
+                         y_block=MultiCategoryBlock(encoded=True, vocab=['a', 'b', 'c']))
+    assert LearnerSpec.from_learner(learn).task == 'multilabel'
+    recipe = RetrainRecipe.from_learner(learn, df, epochs=1, valid_idx=list(range(240, 300)))
+    again = recipe.train()
+    assert list(again.dls.vocab) == ['a', 'b', 'c'] and LearnerSpec.from_learner(again).task == 'multilabel'
+    assert 'BCEWithLogits' in str(again.loss_func)
+    assert all(torch.equal(x, y) for x, y in zip(learn.model.state_dict().values(), again.model.state_dict().values()))
+    out = retrain_evaluate(recipe, df.iloc[240:].reset_index(drop=True))
+    assert np.isfinite(out['score']) and out['higher_is_better'] is False

@@ -37,7 +37,7 @@ def check_valid_idx(valid_idx, # row positions of the validation rows
     if len(set(v)) == n: raise ValueError(f"{name} holds every row of df: nothing is left to train on.")
     return [int(i) for i in v]
 
-# %% ../../nbs/40_retrain.recipe.ipynb #2c54b715
+# %% ../../nbs/40_retrain.recipe.ipynb #cb6b9371
 def tabular_architecture(model:nn.Module, # the learner's model (a fastai `TabularModel`)
                          cat_names:list, # its categorical inputs in order (the dls' `cat_names`, `_na` indicators included)
                         )->dict:
