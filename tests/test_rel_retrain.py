@@ -67,3 +67,55 @@ def test_from_learner_multilabel(small):
     assert all(torch.equal(x, y) for x, y in zip(learn.model.state_dict().values(), again.model.state_dict().values()))
     out = retrain_evaluate(recipe, df.iloc[240:].reset_index(drop=True))
     assert np.isfinite(out['score']) and out['higher_is_better'] is False
+
+
+# 3. caches are keyed on a fingerprint of everything that changes the result, refused naming what differs
+@pytest.fixture(scope='module')
+def recipe(small):
+    return RetrainRecipe(small.iloc[:240].reset_index(drop=True), CATS, CONTS, ['y'], y_block=RegressionBlock(),
+                         learner_kwargs=dict(layers=[8]), epochs=1, seed=0)
+
+
+def test_cache_keyed_on_fingerprint(recipe, small, tmp_path):
+    import dataclasses
+    from fastai_featimp.all import drop_column_importance, null_importance
+    test_df = small.iloc[240:].reset_index(drop=True)
+    kw = dict(cols=['x1'], n_seeds=2, progress=False, verbose=False)
+    cache = tmp_path / 'drop.json'
+    a = drop_column_importance(recipe, test_df, cache=cache, metric=lambda p, t: float(((p - t) ** 2).mean()), **kw)
+    b = drop_column_importance(recipe, test_df, cache=cache, metric=lambda p, t: float(((p - t) ** 2).mean()), **kw)
+    assert a.equals(b)   # the same settings (an equal lambda): resumed
+    other_rows = test_df.assign(x1=test_df.x1[::-1].to_numpy())   # same length, other content
+    with pytest.raises(ValueError, match='the test rows differ'):
+        drop_column_importance(recipe, other_rows, cache=cache, metric=lambda p, t: float(((p - t) ** 2).mean()), **kw)
+    with pytest.raises(ValueError, match='the metric differs'):   # another lambda, the same name '<lambda>'
+        drop_column_importance(recipe, test_df, cache=cache, metric=lambda p, t: float((p - t).abs().mean()), **kw)
+    wider = dataclasses.replace(recipe, learner_kwargs=dict(layers=[16]))
+    with pytest.raises(ValueError, match=r'the recipe differs: layers \(\[8\] then, \[16\] now\)'):
+        drop_column_importance(wider, test_df, cache=cache, metric=lambda p, t: float(((p - t) ** 2).mean()), **kw)
+    shifted = dataclasses.replace(recipe, df=recipe.df.assign(y=recipe.df.y + 1))   # same rows count, other content
+    with pytest.raises(ValueError, match='the recipe differs: training rows'):
+        drop_column_importance(shifted, test_df, cache=cache, metric=lambda p, t: float(((p - t) ** 2).mean()), **kw)
+    null_cache = tmp_path / 'null.json'
+    nkw = dict(n_null=2, n_repeats=1, progress=False, cache=null_cache)
+    null_importance(recipe, test_df, **nkw)
+    with pytest.raises(ValueError, match='the test rows differ'): null_importance(recipe, other_rows, **nkw)
+    with pytest.raises(ValueError, match='the recipe differs: layers'): null_importance(wider, test_df, **nkw)
+
+
+# 15. a cache file that parses but holds a null or string score is refused with the cache's message, naming the key
+@pytest.mark.parametrize('bad', [None, 'abc', float('nan'), [1.0]])
+def test_cache_bad_scores(recipe, small, tmp_path, bad):
+    import json
+    from fastai_featimp.all import drop_column_importance, null_importance
+    test_df = small.iloc[240:].reset_index(drop=True)
+    cache = tmp_path / 'drop.json'
+    kw = dict(cols=['x1'], n_seeds=2, progress=False, verbose=False, cache=cache)
+    drop_column_importance(recipe, test_df, **kw)
+    d = json.loads(cache.read_text()); d['scores']['full@0'] = bad; cache.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=r"cache .* holds a bad result for 'full@0'"): drop_column_importance(recipe, test_df, **kw)
+    null_cache = tmp_path / 'null.json'
+    nkw = dict(n_null=2, n_repeats=1, progress=False, cache=null_cache)
+    null_importance(recipe, test_df, **nkw)
+    d = json.loads(null_cache.read_text()); d['scores']['null1']['x1'] = bad; null_cache.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=r"cache .* holds a bad result for 'null1': feature 'x1'"): null_importance(recipe, test_df, **nkw)
