@@ -1,6 +1,7 @@
 "Issue 20 items 12, 11, 3, 15, 23: retrains rebuild the learner's architecture and target, caches keyed on a fingerprint, Ray retries."
 import warnings
 import numpy as np
+import pandas as pd
 import torch
 import pytest
 from torch import nn
@@ -119,3 +120,64 @@ def test_cache_bad_scores(recipe, small, tmp_path, bad):
     null_importance(recipe, test_df, **nkw)
     d = json.loads(null_cache.read_text()); d['scores']['null1']['x1'] = bad; null_cache.write_text(json.dumps(d))
     with pytest.raises(ValueError, match=r"cache .* holds a bad result for 'null1': feature 'x1'"): null_importance(recipe, test_df, **nkw)
+
+
+# 23. select_features resumes from a cache like drop_column_importance
+def test_select_features_cache(recipe, small, tmp_path):
+    from fastai_featimp.all import select_features
+    test_df = small.iloc[240:].reset_index(drop=True)
+    kw = dict(n_seeds=2, n_repeats=1, max_drops=1, progress=False)
+    first = select_features(recipe, test_df, cache=tmp_path / 'sel.json', **kw)
+    calls = []
+    orig = RetrainRecipe.train
+    RetrainRecipe.train = lambda self, *a, **k: calls.append(1) or orig(self, *a, **k)
+    try: again = select_features(recipe, test_df, cache=tmp_path / 'sel.json', **kw)
+    finally: RetrainRecipe.train = orig
+    assert calls == [] and again.kept == first.kept
+    pd.testing.assert_frame_equal(again.history, first.history)
+    with pytest.raises(ValueError, match='the test rows differ'):
+        select_features(recipe, test_df.assign(x1=test_df.x1[::-1].to_numpy()), cache=tmp_path / 'sel.json', **kw)
+
+
+# 23. Ray tasks retry system failures only, and ask for a GPU when the recipe trains on one
+def test_ray_task_options(recipe):
+    import dataclasses
+    from fastai_featimp.retrain.executor import RetrainExecutor
+    ex = RetrainExecutor('ray')
+    assert ex.ray_options((recipe,)) == dict(num_cpus=1, num_gpus=0, max_retries=3, retry_exceptions=False)
+    assert ex.ray_options((dataclasses.replace(recipe, device='cuda'),))['num_gpus'] == 1
+    with pytest.raises(ValueError, match="device must be None, 'cpu' or a cuda device"): dataclasses.replace(recipe, device='gpu0').check()
+
+
+# 23. a worker node that dies mid-run: its retrains are rerun elsewhere and the run gives the in-process numbers
+def test_drop_column_survives_a_dead_node(tmp_path):
+    import threading
+    import time
+    ray = pytest.importorskip('ray')
+    from ray.cluster_utils import Cluster
+    from fastai_featimp.all import drop_column_importance
+    df = make_demo_data(5000, 'regression', seed=7)
+    recipe = RetrainRecipe(df.iloc[:4000].reset_index(drop=True), CATS, CONTS + ['x3_twin', 'noise'], ['y'], y_block=RegressionBlock(),
+                           learner_kwargs=dict(layers=[64, 32]), epochs=3, seed=0)   # each retrain takes a few seconds
+    test_df = df.iloc[4000:].reset_index(drop=True)
+    kw = dict(cols=['x1', 'x2', 'noise', 'zip'], n_seeds=2, progress=False, verbose=False)
+    local = drop_column_importance(recipe, test_df, **kw)
+    if ray.is_initialized(): ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, include_dashboard=False))
+    worker = cluster.add_node(num_cpus=2)
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        cache, out = tmp_path / 'drop.json', {}
+        def run():
+            try: out['table'] = drop_column_importance(recipe, test_df, executor='ray', cache=cache, **kw)
+            except Exception as e: out['error'] = e
+        t = threading.Thread(target=run); t.start()
+        deadline = time.time() + 120
+        while not cache.exists() and t.is_alive() and time.time() < deadline: time.sleep(0.05)   # the first result is in: others run on the worker
+        assert t.is_alive(), out
+        cluster.remove_node(worker)
+        t.join(300)
+        assert 'error' not in out, out.get('error')
+        pd.testing.assert_frame_equal(local, out['table'], check_exact=False, rtol=1e-6)
+    finally:
+        ray.shutdown(); cluster.shutdown()

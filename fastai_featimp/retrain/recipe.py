@@ -109,6 +109,12 @@ class RetrainRecipe:
     seed: int = 0 # seed of data split, initialisation and shuffling
     train_fn: object = None # optional `train_fn(df, cat_names, cont_names, emb_szs, seed) -> Learner`
     emb_widths: dict|None = None # embedding width per categorical input, `_na` indicators included (None: fastai's rule)
+    device: str|None = None # where retrains train: 'cpu', 'cuda', 'cuda:1' (None: fastai's default, a GPU when there is one)
+
+    @property
+    def gpus_per_task(self)->int:
+        "GPUs one retrain needs (1 when `device` is a cuda device): what each Ray task requests."
+        return 1 if str(self.device or '').startswith('cuda') else 0
 
     @classmethod
     def from_learner(cls, learn, # the learner to imitate
@@ -149,6 +155,9 @@ class RetrainRecipe:
         if self.valid_idx is not None: check_valid_idx(self.valid_idx, len(self.df))
         check_int(self.epochs, 'epochs', min=1); check_int(self.bs, 'bs', min=1); check_int(self.seed, 'seed', min=0)
         check_number(self.lr, 'lr', min=0, min_inclusive=False)
+        if self.device is not None:
+            try: torch.device(self.device)
+            except (RuntimeError, TypeError): raise ValueError(f"device must be None, 'cpu' or a cuda device such as 'cuda' or 'cuda:1', got {self.device!r}.") from None
         if len(set(self.features) - set(drop)) == 0: raise ValueError("dropping every column leaves nothing to train on.")
         return self
 
@@ -199,7 +208,8 @@ class RetrainRecipe:
             valid = valid_idx if valid_idx is not None else sorted(rng.choice(len(df), max(1, len(df) // 5), replace=False).tolist())
             dls = TabularDataLoaders.from_df(df, procs=list(self.procs), cat_names=list(cats), cont_names=list(conts),
                                              y_names=list(self.y_names), y_block=copy.deepcopy(self.y_block),
-                                             valid_idx=list(valid), bs=self.bs)
+                                             valid_idx=list(valid), bs=self.bs,
+                                             **({} if self.device is None else dict(device=torch.device(self.device))))
             learn = tabular_learner(dls, emb_szs=szs, **lk)
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(self.epochs, self.lr)
         return learn
