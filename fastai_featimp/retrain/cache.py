@@ -6,21 +6,34 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/retrain.cache.html.md"""
 
 # %% ../../nbs/40a_retrain.cache.ipynb #89015cdd
 from __future__ import annotations
+import dataclasses
+import functools
+import hashlib
 import json
+import math
+import platform
+import re
+import types
 from pathlib import Path
+import numpy as np
+import pandas as pd
+from torch import nn
 from ..core.scoring import metric_name
 
 # %% auto #0
-__all__ = ['ResultCache', 'metric_key']
+__all__ = ['ResultCache', 'metric_key', 'finite_score', 'finite_table', 'frame_hash', 'stable_form', 'metric_identity',
+           'recipe_parts', 'run_meta', 'meta_differences']
 
 # %% ../../nbs/40a_retrain.cache.ipynb #25b0a29e
 class ResultCache:
     "A resumable JSON file of finished results (`path=None`: no file, nothing kept), refused when written for other settings."
     def __init__(self, path, # the JSON file, or None
-                 meta:dict, # the settings the results depend on
+                 meta:dict, # the settings the results depend on (`run_meta`: readable parts and their fingerprint)
                  what:str, # the analysis, named in messages
+                 valid=None, # `valid(key, value) -> str|None`: what is wrong with a stored result (default: `finite_score`)
                 ):
-        self.path, self.meta, self.what = (None if path is None else Path(path)), meta, what
+        self.path, self.what = (None if path is None else Path(path)), what
+        self.meta, self.valid = json.loads(json.dumps(meta)), valid or finite_score   # as it reads back from the file
 
     def _check_not_dir(self):
         if self.path.is_dir(): raise ValueError(f"cache {str(self.path)!r} is a directory: give the path of a JSON file (e.g. 'drop_cache.json').")
@@ -36,7 +49,11 @@ class ResultCache:
         if not isinstance(d, dict) or not isinstance(d.get('scores'), dict):
             raise ValueError(f"cache {str(p)!r} is not a cache file of {self.what}; delete it or use another path.")
         if d.get('meta') != self.meta:
-            raise ValueError(f"cache {str(p)!r} was written for other settings ({d.get('meta')}); use another cache file.")
+            raise ValueError(f"cache {str(p)!r} was written for other settings: {meta_differences(d.get('meta'), self.meta)}; "
+                             f"use another cache file (or delete this one).")
+        for k, v in d['scores'].items():
+            bad = self.valid(k, v)
+            if bad: raise ValueError(f"cache {str(p)!r} holds a bad result for {k!r}: {bad}; delete the cache file or use another path.")
         return d['scores']
 
     def check_writable(self):
@@ -63,3 +80,137 @@ def metric_key(metric # None (the loss), a name, a function or a fastai `Metric`
     "A name for `metric` that is the same in every process (a function's name, not its address)."
     if metric is None: return 'loss'
     return metric if isinstance(metric, str) else metric_name(metric)
+
+# %% ../../nbs/40a_retrain.cache.ipynb #7d8f0d4d
+def finite_score(key:str, # the result's key
+                 value, # the stored result
+                )->str|None:
+    "None for a finite number; else what is wrong with `value` (a cache's check of a score it reads back)."
+    if isinstance(value, bool) or not isinstance(value, (int, float)): return f"{value!r} is not a number (a score is)"
+    if not math.isfinite(value): return f"{value!r} is not a finite number (a score is)"
+    return None
+
+def finite_table(key:str, # the result's key
+                 value, # the stored result: feature -> number (or, for `'observed'`, feature -> [number, type])
+                )->str|None:
+    "None for a feature -> finite number mapping (`[number, type name]` pairs for the key `'observed'`); else what is wrong."
+    if not isinstance(value, dict) or not value: return f"{value!r} is not a table of feature -> importance"
+    for f, v in value.items():
+        if key == 'observed':
+            if not (isinstance(v, list) and len(v) == 2 and isinstance(v[1], str)): return f"feature {f!r} holds {v!r}, not [importance, type]"
+            v = v[0]
+        bad = finite_score(key, v)
+        if bad: return f"feature {f!r}: {bad}"
+    return None
+
+_ADDR = re.compile(r' at 0x[0-9a-fA-F]+')
+
+def _code_hash(code:types.CodeType)->str:
+    "sha256 of a code object's bytes, constants (nested code too) and names: the same in every process of one Python."
+    h = hashlib.sha256(code.co_code)
+    for c in code.co_consts: h.update((_code_hash(c) if isinstance(c, types.CodeType) else repr(c)).encode())
+    h.update(repr(code.co_names).encode())
+    return h.hexdigest()
+
+def frame_hash(df:pd.DataFrame # the rows
+              )->str:
+    "sha256 hex of a DataFrame's content: columns, dtypes, index and values (`pd.util.hash_pandas_object`)."
+    h = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
+    try: rows = pd.util.hash_pandas_object(df, index=True).to_numpy()
+    except TypeError: rows = pd.util.hash_pandas_object(df.astype(str), index=True).to_numpy()   # unhashable cells (lists)
+    h.update(rows.tobytes())
+    return h.hexdigest()
+
+def stable_form(obj, depth:int=0):
+    """A JSON-able description of `obj` that is the same in every process (no addresses): functions by module, qualname,
+    code hash, defaults and closure; modules and objects with their own repr by it; other objects by type and attributes."""
+    if depth > 6: return f"{type(obj).__module__}.{type(obj).__qualname__}"
+    s = lambda o: stable_form(o, depth + 1)
+    if obj is None or isinstance(obj, (bool, int, str)): return obj
+    if isinstance(obj, float): return obj if math.isfinite(obj) else repr(obj)
+    if isinstance(obj, (np.integer, np.floating, np.bool_)): return s(obj.item())
+    if isinstance(obj, (list, tuple)): return [s(o) for o in obj]
+    if isinstance(obj, (set, frozenset)): return sorted((s(o) for o in obj), key=repr)
+    if isinstance(obj, dict): return {str(k): s(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, pd.DataFrame): return {'frame': frame_hash(obj)}
+    if isinstance(obj, pd.Series): return {'frame': frame_hash(obj.to_frame())}
+    if isinstance(obj, np.ndarray): return {'array': hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest(), 'shape': list(obj.shape), 'dtype': str(obj.dtype)}
+    if isinstance(obj, type): return f"class {obj.__module__}.{obj.__qualname__}"
+    if isinstance(obj, functools.partial): return {'partial': s(obj.func), 'args': s(obj.args), 'keywords': s(obj.keywords)}
+    if isinstance(obj, types.MethodType): return {'method': s(obj.__func__), 'of': s(obj.__self__)}
+    code = getattr(obj, '__code__', None)
+    if isinstance(code, types.CodeType):
+        cells = [c.cell_contents if c.cell_contents is not obj else '<self>' for c in (obj.__closure__ or ()) if _has_contents(c)]
+        return {'function': f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', '?')}", 'code': _code_hash(code),
+                'defaults': s(getattr(obj, '__defaults__', None)), 'closure': s(cells)}
+    if isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType)): return f"builtin {getattr(obj, '__module__', None)}.{obj.__qualname__}"
+    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    if isinstance(obj, nn.Module): return {'module': name, 'repr': _ADDR.sub('', repr(obj))}
+    if type(obj).__repr__ is not object.__repr__ and not _ADDR.search(repr(obj)): return {'object': name, 'repr': repr(obj)}
+    attrs = {k: v for k, v in getattr(obj, '__dict__', {}).items() if not k.startswith('__')}
+    return {'object': name, 'attrs': s(attrs)}
+
+def _has_contents(cell):
+    try: _ = cell.cell_contents; return True
+    except ValueError: return False
+
+def _brief(obj):
+    "The stable form of `obj` when short, else its sha256 hex (a readable part of a cache's meta either way)."
+    form = stable_form(obj); text = json.dumps(form, sort_keys=True)
+    return form if len(text) <= 160 else 'sha256:' + hashlib.sha256(text.encode()).hexdigest()
+
+def metric_identity(metric # None (the loss), a name, a function or a fastai `Metric`
+                   )->dict:
+    "The metric's name and, for a function or object, its identity (module, qualname, code hash; a lambda's code hash)."
+    out = dict(name=metric_key(metric))
+    if metric is not None and not isinstance(metric, str): out['identity'] = _brief(metric)
+    return out
+
+def recipe_parts(recipe # a `RetrainRecipe`
+                )->dict:
+    "Every setting of a recipe that changes a retrain, readable where short: its training rows' content hash, its fields, each `learner_kwargs` entry."
+    fields = [f.name for f in dataclasses.fields(recipe)]
+    out = {'training rows': frame_hash(recipe.df)}
+    for f in fields:
+        if f not in ('df', 'learner_kwargs'): out[f] = _brief(getattr(recipe, f))
+    for k, v in (recipe.learner_kwargs or {}).items(): out[k if k not in out else f'learner_kwargs.{k}'] = _brief(v)
+    return out
+
+def run_meta(recipe, # the `RetrainRecipe`
+             test_df:pd.DataFrame|None, # the labelled rows the retrains are scored on (None: the recipe's validation rows)
+             metric, # None (the loss), a name, a function or a fastai `Metric`
+             **settings, # the analysis's own settings (seed, n_repeats, ...)
+            )->dict:
+    """A cache's meta: the readable parts a result depends on (library version, the analysis's settings, the recipe's parts,
+    the test rows' content hash, the metric's identity) and `fingerprint`, the sha256 hex of them all."""
+    from fastai_featimp import __version__
+    meta = {'version': f"fastai_featimp {__version__}, Python {platform.python_version()}", 'settings': stable_form(settings),
+            'recipe': recipe_parts(recipe), 'test_rows': None if test_df is None else frame_hash(test_df),
+            'metric': metric_identity(metric)}
+    meta = json.loads(json.dumps(meta))
+    meta['fingerprint'] = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+    return meta
+
+_PART_NAMES = {'version': 'the library version differs', 'settings': 'the settings differ', 'recipe': 'the recipe differs',
+               'test_rows': 'the test rows differ', 'metric': 'the metric differs'}
+
+def _short(v): t = json.dumps(v); return t if len(t) <= 40 else None
+
+def meta_differences(old, # the meta stored in the file
+                     new:dict, # the meta of this run
+                    )->str:
+    "What differs between two cache metas, part by part (e.g. 'the test rows differ; the recipe differs: layers')."
+    if not isinstance(old, dict): return f"it holds no settings ({old!r})"
+    if 'fingerprint' in new and 'fingerprint' not in old: return "it was written by an older version of fastai_featimp, without a fingerprint"
+    out = []
+    for k in [k for k in new if k != 'fingerprint'] + [k for k in old if k not in new and k != 'fingerprint']:
+        a, b = old.get(k), new.get(k)
+        if a == b: continue
+        label = _PART_NAMES.get(k, f"the {k} differs")
+        if isinstance(a, dict) and isinstance(b, dict):
+            subs = [s for s in list(b) + [s for s in a if s not in b] if a.get(s) != b.get(s)]
+            parts = [f"{s} ({_short(a.get(s))} then, {_short(b.get(s))} now)" if _short(a.get(s)) and _short(b.get(s)) else s for s in subs]
+            out.append(f"{label}: {', '.join(parts)}")
+        elif _short(a) and _short(b) and k != 'test_rows': out.append(f"{label} ({_short(a)} then, {_short(b)} now)")
+        else: out.append(label)
+    return '; '.join(out) or "the fingerprint differs"

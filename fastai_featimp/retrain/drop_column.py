@@ -12,7 +12,7 @@ import pandas as pd
 from ..core.checks import check_int, as_names, resolve_seed
 from ..core.scoring import Scorer, is_lower_better, how_much_worse
 from .recipe import RetrainRecipe, retrain_evaluate
-from .cache import ResultCache, metric_key
+from .cache import ResultCache, metric_key, run_meta
 from .executor import RetrainExecutor
 
 # %% auto #0
@@ -77,9 +77,7 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
     sets = _drop_sets(recipe, cols, groups)
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
-    meta = dict(features=recipe.features, epochs=recipe.epochs, lr=recipe.lr, seed=seed, n_test=len(test_df),
-                metric=metric_key(metric))
-    store = ResultCache(cache, meta, 'drop_column_importance')
+    store = ResultCache(cache, run_meta(recipe, test_df, metric, seed=seed) if cache is not None else {}, 'drop_column_importance')
     scores = store.load(); store.check_writable()
     todo = [(f'full@{seed + k}', dict(drop=[], seed=seed + k)) for k in range(n_seeds)] + \
            [(f'drop:{n}@{seed}', dict(drop=list(s), seed=seed)) for n, s in sets.items()]
@@ -104,7 +102,7 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
     out = pd.DataFrame(rows, columns=['feature', 'type', 'importance', 'z', 'score_without'])
     out['above_noise'] = out.z > 2
     out = out.sort_values('importance', ascending=False, kind='stable').reset_index(drop=True)
-    out.attrs.update(dict(method='drop_column', metric=meta['metric'], higher_is_better=direction,
+    out.attrs.update(dict(method='drop_column', metric=metric_key(metric), higher_is_better=direction,
                           baseline=float(scores[f'full@{seed}']), full_scores=full.tolist(), noise_sd=noise_sd,
                           threshold=2 * np.sqrt(2) * noise_sd, n_seeds=n_seeds, seed=seed, n_retrains=len(todo)))
     return out

@@ -53,6 +53,14 @@ class RetrainExecutor:
             raise ValueError(f"executor must be None (in process), 'ray', a Ray address ('auto', 'ray://host:port') or a "
                              f"concurrent.futures.Executor, got {executor!r}.")
 
+    def ray_options(self, shared=() # the tasks' shared arguments (a recipe among them says whether it trains on a GPU)
+                   )->dict:
+        """Options of every Ray task: a CPU per torch thread, a GPU when the recipe trains on one (`gpus_per_task`),
+        and up to 3 retries of system failures (a worker or node that dies: retrains are seeded, so a rerun gives the same
+        result); an error the task raises itself is not retried."""
+        gpus = max([int(x.gpus_per_task) for x in shared if hasattr(type(x), 'gpus_per_task')], default=0)
+        return dict(num_cpus=self.threads or 1, num_gpus=gpus, max_retries=3, retry_exceptions=False)
+
     def _ray(self):
         ray = import_ray()
         if not ray.is_initialized():
@@ -103,7 +111,7 @@ class RetrainExecutor:
     def _map_ray(self, fn, tasks, shared):
         ray = self._ray()
         refs = [ray.put(x) for x in shared]                      # once, in the object store; tasks read them there
-        remote = ray.remote(_call).options(num_cpus=self.threads or 1, max_retries=0)
+        remote = ray.remote(_call).options(**self.ray_options(shared))
         pending = {remote.remote(fn, kw, self.threads, *refs): key for key, kw in tasks}
         try:
             while pending:

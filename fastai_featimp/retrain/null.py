@@ -12,7 +12,7 @@ import torch
 from ..core.checks import check_int, check_choice, resolve_seed, derived_generator
 from .recipe import RetrainRecipe, retrain_evaluate
 from .executor import RetrainExecutor
-from .cache import ResultCache, metric_key
+from .cache import ResultCache, metric_key, run_meta, finite_table
 
 # %% auto #0
 __all__ = ['null_p_values', 'null_run', 'observed_run', 'null_importance']
@@ -82,9 +82,8 @@ def null_importance(recipe:RetrainRecipe, # how to retrain
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
     imp = dict(n_repeats=check_int(n_repeats, 'n_repeats', min=1), seed=seed, interval='repeats')
-    meta = dict(features=recipe.features, epochs=recipe.epochs, lr=recipe.lr, seed=seed, n_test=len(test_df),
-                metric=metric_key(metric), n_repeats=n_repeats, observed='learn' if learn is not None else 'recipe')
-    store = ResultCache(cache, meta, 'null_importance')
+    meta = run_meta(recipe, test_df, metric, seed=seed, n_repeats=n_repeats, observed=_model_hash(learn) if learn is not None else 'recipe') if cache is not None else {}
+    store = ResultCache(cache, meta, 'null_importance', valid=finite_table)
     done = store.load(); store.check_writable()
     if learn is not None and 'observed' not in done:
         fi = learn.feature_importance(df=test_df, metric=metric, progress=False, **imp)
@@ -106,8 +105,15 @@ def null_importance(recipe:RetrainRecipe, # how to retrain
                                       'p_parametric', 'fit'])
     nulls = pd.DataFrame(null, columns=[f'null:{k}' for k in range(n_null)])
     out = pd.concat([out, nulls], axis=1).sort_values('importance', ascending=False, kind='stable').reset_index(drop=True)
-    out.attrs.update(dict(method='null_importance', metric=meta['metric'], n_null=n_null, n_repeats=n_repeats, seed=seed,
+    out.attrs.update(dict(method='null_importance', metric=metric_key(metric), n_null=n_null, n_repeats=n_repeats, seed=seed,
                           fit=fit, n_retrains=n_null + (learn is None), n_test=len(test_df)))
     return out
 
 def _dispatch(recipe, test_df, fn, kw): return fn(recipe, test_df, **kw)
+
+def _model_hash(learn)->str:
+    "'learn sha256:...' of the observed learner's weights (its importances are cached, so another learner must not reuse them)."
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in learn.model.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().float().contiguous().numpy().tobytes())
+    return 'learn sha256:' + h.hexdigest()

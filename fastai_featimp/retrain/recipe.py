@@ -7,10 +7,12 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/retrain.recipe.html.md"""
 # %% ../../nbs/40_retrain.recipe.ipynb #1c4f61c5
 from __future__ import annotations
 import copy
+import warnings
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from fastai.learner import Learner
 from fastai.tabular.core import Categorify, FillMissing, Normalize
 from fastai.tabular.model import emb_sz_rule
@@ -21,7 +23,7 @@ from ..core.state import isolated_seed
 from fastcore.meta import delegates
 
 # %% auto #0
-__all__ = ['check_valid_idx', 'RetrainRecipe', 'learner_score', 'held_out_rows', 'retrain_evaluate']
+__all__ = ['check_valid_idx', 'tabular_architecture', 'RetrainRecipe', 'learner_score', 'held_out_rows', 'retrain_evaluate']
 
 # %% ../../nbs/40_retrain.recipe.ipynb #3fe63916
 def check_valid_idx(valid_idx, # row positions of the validation rows
@@ -34,6 +36,60 @@ def check_valid_idx(valid_idx, # row positions of the validation rows
         raise ValueError(f"{name} must be a non-empty list of row positions of df (ints in 0..{n - 1}), got {v[:5]}{' ...' if len(v) > 5 else ''}.")
     if len(set(v)) == n: raise ValueError(f"{name} holds every row of df: nothing is left to train on.")
     return [int(i) for i in v]
+
+# %% ../../nbs/40_retrain.recipe.ipynb #cb6b9371
+def tabular_architecture(model:nn.Module, # the learner's model (a fastai `TabularModel`)
+                         cat_names:list, # its categorical inputs in order (the dls' `cat_names`, `_na` indicators included)
+                        )->dict:
+    """The architecture of a `TabularModel` as `tabular_learner` arguments: `emb_szs` (width per categorical input), `layers`,
+    `n_out`, `y_range` and `config` (`tabular_config`: ps, embed_p, use_bn, bn_final, bn_cont, act_cls, lin_first).
+    Warns naming each setting it cannot read (those are left to `tabular_learner`'s defaults); {} for a model that is no `TabularModel`."""
+    from fastai.tabular.model import TabularModel
+    from fastai.layers import SigmoidRange
+    def warn(what): warnings.warn(f"RetrainRecipe.from_learner cannot read {what} from the learner's model, so the retrains use "
+                                  f"tabular_learner's default for it: pass learner_kwargs= to set it.", stacklevel=4)
+    if not isinstance(model, TabularModel):
+        warn(f"the architecture (emb_szs, ps, embed_p, use_bn, bn_final, bn_cont, act_cls, lin_first, y_range) of a {type(model).__name__}, not a fastai TabularModel,")
+        return {}
+    out, cfg = {}, {}
+    embeds = list(getattr(model, 'embeds', []))
+    if len(embeds) == len(cat_names): out['emb_szs'] = {str(c): int(e.embedding_dim) for c, e in zip(cat_names, embeds)}
+    else: warn(f"emb_szs ({len(embeds)} embeddings for {len(cat_names)} categorical inputs)")
+    mods = list(getattr(model, 'layers', []))
+    if mods and isinstance(mods[-1], SigmoidRange): out['y_range'] = (float(mods[-1].low), float(mods[-1].high)); mods = mods[:-1]
+    is_bn = lambda l: isinstance(l, nn.modules.batchnorm._BatchNorm)
+    blocks = [b for b in mods if isinstance(b, nn.Sequential) and sum(isinstance(l, nn.Linear) for l in b) == 1]
+    if not blocks or len(blocks) != len(mods):
+        warn("layers, ps, use_bn, bn_final, act_cls, lin_first (its layers are not LinBnDrop blocks)"); return out
+    lin = lambda b: next(l for l in b if isinstance(l, nn.Linear))
+    has_bn = lambda b: any(is_bn(l) for l in b)
+    hidden, final = blocks[:-1], blocks[-1]
+    out['layers'], out['n_out'] = [int(lin(b).out_features) for b in hidden], int(lin(final).out_features)
+    cfg['ps'] = [next((float(l.p) for l in b if isinstance(l, nn.Dropout)), 0.) for b in hidden]
+    emb_drop = getattr(model, 'emb_drop', None)
+    if isinstance(emb_drop, nn.Dropout): cfg['embed_p'] = float(emb_drop.p)
+    else: warn('embed_p')
+    cfg['bn_cont'] = getattr(model, 'bn_cont', None) is not None
+    bns = {has_bn(b) for b in hidden}
+    if len(bns) > 1 or (bns == {False} and has_bn(final)): warn('use_bn (some layers have a BatchNorm, some not)')
+    else:
+        cfg['use_bn'] = bns.pop() if bns else True   # no hidden layer: only bn_final shows, and use_bn must be on for it
+        cfg['bn_final'] = has_bn(final)
+    firsts = {isinstance(b[0], nn.Linear) for b in blocks if len(b) > 1}
+    if len(firsts) > 1: warn('lin_first (the layers disagree)')
+    elif firsts: cfg['lin_first'] = firsts.pop()
+    acts = [l for b in hidden for l in b if not isinstance(l, (nn.Linear, nn.Dropout)) and not is_bn(l)]
+    if hidden and not acts: cfg['act_cls'] = None
+    elif acts:
+        if len({type(a) for a in acts}) > 1: warn(f"act_cls (the layers have {sorted({type(a).__name__ for a in acts})})")
+        else:
+            act = copy.deepcopy(acts[0])   # its settings (ReLU's inplace, LeakyReLU's slope); fresh weights if it has any
+            if any(True for _ in act.parameters()):
+                if hasattr(act, 'reset_parameters'): act.reset_parameters()
+                else: warn(f"act_cls's initial weights ({type(act).__name__} has weights and no reset_parameters)"); act = None
+            if act is not None: cfg['act_cls'] = act
+    out['config'] = cfg
+    return out
 
 # %% ../../nbs/40_retrain.recipe.ipynb #892c80ff
 @dataclass
@@ -52,16 +108,35 @@ class RetrainRecipe:
     bs: int = 256 # batch size
     seed: int = 0 # seed of data split, initialisation and shuffling
     train_fn: object = None # optional `train_fn(df, cat_names, cont_names, emb_szs, seed) -> Learner`
+    emb_widths: dict|None = None # embedding width per categorical input, `_na` indicators included (None: fastai's rule)
+    device: str|None = None # where retrains train: 'cpu', 'cuda', 'cuda:1' (None: fastai's default, a GPU when there is one)
+
+    @property
+    def gpus_per_task(self)->int:
+        "GPUs one retrain needs (1 when `device` is a cuda device): what each Ray task requests."
+        return 1 if str(self.device or '').startswith('cuda') else 0
 
     @classmethod
     def from_learner(cls, learn, # the learner to imitate
                      df:pd.DataFrame, # its raw training (and validation) rows
                      **kwargs): # any field of the recipe to override (epochs, lr, valid_idx, ...)
-        "A recipe with the procs, columns, target, layers, y_range, loss and batch size of `learn`."
+        """A recipe with the procs, columns, target, loss and batch size of `learn`, and its model's architecture
+        (`tabular_architecture`: embedding widths, layers, y_range and `tabular_config` settings)."""
         if isinstance(learn, RetrainRecipe): raise TypeError("learn is already a RetrainRecipe: use it directly.")
         base = retrain_facts(LearnerSpec.from_learner(learn))
         bad = [k for k in kwargs if k not in cls.__dataclass_fields__ or k == 'df']
         if bad: raise TypeError(f"unknown recipe field(s) {bad}: valid fields are {[k for k in cls.__dataclass_fields__ if k != 'df']}.")
+        arch = tabular_architecture(learn.model, list(learn.dls.cat_names))
+        lk = base['learner_kwargs']
+        if 'layers' in arch: lk['layers'] = arch['layers']
+        elif not arch and lk.get('layers') == []: lk.pop('layers')   # unread, not "no hidden layer": tabular_learner's default
+        if 'config' in arch: lk['config'] = arch['config']
+        lk.pop('y_range', None)
+        if 'y_range' in arch: lk['y_range'] = arch['y_range']
+        try: from fastai.data.transforms import get_c; c = get_c(learn.dls)
+        except Exception: c = None
+        if 'n_out' in arch and arch['n_out'] != c: lk['n_out'] = arch['n_out']
+        if 'emb_szs' in arch: base['emb_widths'] = arch['emb_szs']
         base.update(kwargs)
         return cls(df=df, **base)
 
@@ -80,6 +155,9 @@ class RetrainRecipe:
         if self.valid_idx is not None: check_valid_idx(self.valid_idx, len(self.df))
         check_int(self.epochs, 'epochs', min=1); check_int(self.bs, 'bs', min=1); check_int(self.seed, 'seed', min=0)
         check_number(self.lr, 'lr', min=0, min_inclusive=False)
+        if self.device is not None:
+            try: torch.device(self.device)
+            except (RuntimeError, TypeError): raise ValueError(f"device must be None, 'cpu' or a cuda device such as 'cuda' or 'cuda:1', got {self.device!r}.") from None
         if len(set(self.features) - set(drop)) == 0: raise ValueError("dropping every column leaves nothing to train on.")
         return self
 
@@ -92,11 +170,11 @@ class RetrainRecipe:
         return test_df
 
     def emb_szs(self, cap:int|None=None, equal:int|None=None, drop=())->dict:
-        "Embedding widths by fastai's rule from the data (levels + `#na#`), optionally capped or all equal."
+        "Embedding widths (the recipe's `emb_widths`, else fastai's rule from the data: levels + `#na#`), optionally capped or all equal."
         out = {}
         for c in self.cat_names:
             if c in drop: continue
-            w = emb_sz_rule(int(self.df[c].nunique()) + 1)
+            w = (self.emb_widths or {}).get(c) or emb_sz_rule(int(self.df[c].nunique()) + 1)
             out[c] = equal if equal is not None else min(w, cap) if cap is not None else w
         return out
 
@@ -118,8 +196,11 @@ class RetrainRecipe:
             df = df.copy()
             for c in self.y_names: df[c] = df[c].to_numpy()[perm]
         cats = [c for c in self.cat_names if c not in drop]; conts = [c for c in self.cont_names if c not in drop]
-        # fastai's own widths (its rule on the training split's levels) unless they are capped or made equal
-        szs = self.emb_szs(emb_cap, emb_equal, drop) if emb_cap is not None or emb_equal is not None else {}
+        # the recipe's widths, else fastai's own (its rule on the training split's levels), unless they are capped or made equal
+        lk = copy.deepcopy(self.learner_kwargs)
+        szs = {c: w for c, w in {**(lk.pop('emb_szs', None) or {}), **(self.emb_widths or {})}.items()
+               if c not in drop and not (c.endswith('_na') and c[:-3] in drop)}
+        if emb_cap is not None or emb_equal is not None: szs.update(self.emb_szs(emb_cap, emb_equal, drop))
         with isolated_seed(seed):
             if self.train_fn is not None: return self.train_fn(df, cats, conts, szs, seed)
             from fastai.tabular.all import TabularDataLoaders, tabular_learner
@@ -127,8 +208,9 @@ class RetrainRecipe:
             valid = valid_idx if valid_idx is not None else sorted(rng.choice(len(df), max(1, len(df) // 5), replace=False).tolist())
             dls = TabularDataLoaders.from_df(df, procs=list(self.procs), cat_names=list(cats), cont_names=list(conts),
                                              y_names=list(self.y_names), y_block=copy.deepcopy(self.y_block),
-                                             valid_idx=list(valid), bs=self.bs)
-            learn = tabular_learner(dls, emb_szs=szs, **copy.deepcopy(self.learner_kwargs))
+                                             valid_idx=list(valid), bs=self.bs,
+                                             **({} if self.device is None else dict(device=torch.device(self.device))))
+            learn = tabular_learner(dls, emb_szs=szs, **lk)
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(self.epochs, self.lr)
         return learn
 

@@ -15,7 +15,8 @@ from ..core.scoring import how_much_worse
 from .recipe import RetrainRecipe, retrain_evaluate, held_out_rows
 from .executor import RetrainExecutor
 from .folds import fold_tasks
-from .cache import metric_key
+import json
+from .cache import metric_key, ResultCache, run_meta, finite_score
 from ..plots.importance import plot_selection
 
 # %% auto #0
@@ -53,6 +54,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
                     threads:int|None=1, # torch threads per retrain
                     progress:bool=True, # a progress bar per step
                     plot:bool=False, # also draw the history (`plot_selection`)
+                    cache=None, # JSON file that keeps finished retrains (resume an interrupted run); `by='null'` adds `<cache>.null.json`
                    )->FeatureSelection:
     "Backward elimination: drop the least important feature, retrain, keep the drop while the score stays within the seed noise floor."
     if not isinstance(recipe, RetrainRecipe): raise TypeError(f"recipe must be a RetrainRecipe, got {type(recipe).__name__}.")
@@ -70,14 +72,20 @@ def select_features(recipe:RetrainRecipe, # how to retrain
     ex = RetrainExecutor(executor, threads)
     sets = _eval_sets(recipe, test_df, folds, seed, n_seeds)                   # every model: each fold (or test_df) x each seed
     imp_args = dict(n_repeats=n_repeats, seed=seed, interval='repeats')
-    memo = {}
+    store = ResultCache(cache, run_meta(recipe, test_df, metric, seed=seed, folds=folds, by=by, n_seeds=n_seeds, n_repeats=n_repeats,
+                                        n_null=n_null if by == 'null' else None) if cache is not None else {},
+                        'select_features', valid=_valid_result)
+    memo = {(frozenset(json.loads(k)[0]), json.loads(k)[1]): r for k, r in store.load().items()}
+    store.check_writable()
 
     def run(drop, sets, importance):
         "Results of the model without `drop` on `sets` (key -> result), retraining only what is not known yet."
         d = frozenset(drop)
         todo = [(key, dict(kw, drop=sorted(d), metric=metric, importance=importance, test_df=rows))
                 for key, kw, rows in sets if (d, key) not in memo or (importance and 'importance' not in memo[d, key])]
-        for key, r in ex.map(_task, todo, (recipe,), progress): memo[d, key] = r
+        for key, r in ex.map(_task, todo, (recipe,), progress):
+            memo[d, key] = r
+            store.save({json.dumps([sorted(dd), k]): v for (dd, k), v in memo.items()})
         return {key: memo[d, key] for key, _, _ in sets}
 
     def summary(res):
@@ -102,7 +110,8 @@ def select_features(recipe:RetrainRecipe, # how to retrain
     else:
         from fastai_featimp.retrain.null import null_importance
         ref = test_df if test_df is not None else held_out_rows(recipe, None, sets[0][1])
-        ni = null_importance(recipe, ref, n_null=n_null, metric=metric, n_repeats=n_repeats, seed=seed, executor=ex, progress=progress)
+        ni = null_importance(recipe, ref, n_null=n_null, metric=metric, n_repeats=n_repeats, seed=seed, executor=ex, progress=progress,
+                             cache=None if cache is None else f'{cache}.null.json')
         rank = {f: (-p, v) for f, p, v in zip(ni.feature, ni.p_value, ni.importance)}   # largest p first, then least important
     fl0 = floor()
     hist = [dict(step=0, dropped='', n_features=len(features), score=full_score, delta=0., floor=fl0, limit=shift(best, fl0),
@@ -137,6 +146,18 @@ def _mean_importance(results):
     return {f: float(np.mean([r['importance'][f] for r in results])) for f in feats}
 
 # %% ../../nbs/45_retrain.selection.ipynb #5da0c0c1
+def _valid_result(key, r):
+    "What is wrong with a cached selection result (None when nothing): its key, score, direction and importances."
+    try: drop, k = json.loads(key)
+    except (ValueError, TypeError): drop = k = None
+    if not isinstance(drop, list) or not isinstance(k, str): return "the key is not [dropped features, evaluation set]"
+    if not isinstance(r, dict) or not isinstance(r.get('higher_is_better'), bool): return f"{r!r} is not a retrain's result"
+    bad = finite_score(key, r.get('score'))
+    if bad: return bad
+    for f, v in (r.get('importance') or {}).items():
+        if finite_score(key, v): return f"the importance of {f!r}: {finite_score(key, v)}"
+    return None
+
 def _task(recipe, test_df=None, **kw):
     r = retrain_evaluate(recipe, test_df, **kw)
     if 'table' in r: t = r.pop('table'); r['importance'] = dict(zip(t.feature, map(float, t.importance)))

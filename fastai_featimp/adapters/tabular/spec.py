@@ -220,16 +220,25 @@ def learner_scorer(learn, # a fastai tabular learner
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #4a88ed12
 def retrain_facts(spec:LearnerSpec)->dict:
-    "Procs, columns, target, y block, hidden layers, y_range, loss and batch size of the learner, for a retrain."
+    "Procs, columns, target, y block (category, multi-label or regression), hidden layers, y_range, loss and batch size of the learner, for a retrain."
     import copy
-    from fastai.tabular.all import CategoryBlock, RegressionBlock
+    from fastai.tabular.all import CategoryBlock, RegressionBlock, MultiCategoryBlock, EncodedMultiCategorize, MultiCategorize
     learn = spec.learn
-    procs = [type(p) for p in learn.dls.train_ds.procs.fs if isinstance(p, (Categorify, FillMissing, Normalize))]
+    fs = list(learn.dls.train_ds.procs.fs)
+    procs = [type(p) for p in fs if isinstance(p, (Categorify, FillMissing, Normalize))]
+    if spec.task == 'multilabel':   # several 0/1 target columns (encoded), or one column of label lists
+        enc = [p for p in fs if isinstance(p, (EncodedMultiCategorize, MultiCategorize))]
+        if not enc: raise ValueError(f"the learner is multi-label (loss {type(learn.loss_func).__name__}, labels {spec.classes}) but its data has no "
+                                     f"MultiCategorize/EncodedMultiCategorize step to rebuild its targets from: give RetrainRecipe.from_learner "
+                                     f"y_block=MultiCategoryBlock(...) yourself.")
+        p = enc[0]
+        y_block = MultiCategoryBlock(encoded=isinstance(p, EncodedMultiCategorize), vocab=list(p.vocab))
+    else: y_block = CategoryBlock() if spec.task == 'classification' else RegressionBlock()
     lk = {'layers': _hidden_layers(learn.model)}
     if _y_range(learn.model) is not None: lk['y_range'] = _y_range(learn.model)
     lk['loss_func'] = copy.deepcopy(learn.loss_func)
     return dict(cat_names=[c for c in spec.input_columns if c in spec.cat_levels],
                 cont_names=[c for c in spec.input_columns if c not in spec.cat_levels],
                 y_names=list(spec.y_names), procs=procs,
-                y_block=CategoryBlock() if spec.task == 'classification' else RegressionBlock(),
+                y_block=y_block,
                 learner_kwargs=lk, bs=learn.dls.bs)
