@@ -47,8 +47,9 @@ def _drop_sets(recipe, cols, groups):
         if not g: raise ValueError("a group to drop is empty: a group needs at least one column.")
         sets['+'.join(g)] = g
     grouped = {c for g in sets.values() for c in g}
+    named = cols is not None
     for c in (recipe.features if cols is None else as_names(cols, 'cols', allow_empty=True)):
-        if c not in grouped: sets[c] = [c]
+        if (named or c not in grouped) and c not in sets: sets[c] = [c]   # a column named in cols is dropped alone too
     if not sets: raise ValueError("cols and groups select nothing to drop: name at least one column (cols=None drops each column in turn).")
     for s in sets.values(): recipe.check(drop=s)
     return sets

@@ -7,7 +7,6 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/retrain.recipe.html.md"""
 # %% ../../nbs/40_retrain.recipe.ipynb #1c4f61c5
 from __future__ import annotations
 import copy
-import warnings
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
@@ -16,7 +15,7 @@ from torch import nn
 from fastai.learner import Learner
 from fastai.tabular.core import Categorify, FillMissing, Normalize
 from fastai.tabular.model import emb_sz_rule
-from ..core.checks import check_int, check_number, as_names, derived_generator
+from ..core.checks import check_int, check_number, as_names, derived_generator, warn_caller
 from ..adapters.tabular.spec import LearnerSpec, retrain_facts
 from ..interpretation import FeatureInterpretation
 from ..core.state import isolated_seed
@@ -46,8 +45,8 @@ def tabular_architecture(model:nn.Module, # the learner's model (a fastai `Tabul
     Warns naming each setting it cannot read (those are left to `tabular_learner`'s defaults); {} for a model that is no `TabularModel`."""
     from fastai.tabular.model import TabularModel
     from fastai.layers import SigmoidRange
-    def warn(what): warnings.warn(f"RetrainRecipe.from_learner cannot read {what} from the learner's model, so the retrains use "
-                                  f"tabular_learner's default for it: pass learner_kwargs= to set it.", stacklevel=4)
+    def warn(what): warn_caller(f"RetrainRecipe.from_learner cannot read {what} from the learner's model, so the retrains use "
+                                f"tabular_learner's default for it: pass learner_kwargs= to set it.")
     if not isinstance(model, TabularModel):
         warn(f"the architecture (emb_szs, ps, embed_p, use_bn, bn_final, bn_cont, act_cls, lin_first, y_range) of a {type(model).__name__}, not a fastai TabularModel,")
         return {}
