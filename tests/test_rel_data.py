@@ -168,3 +168,25 @@ def test_noise_sensitivity_does_not_rank_permuted_rows_among_noise_rows(reg):
     for _, g in t.groupby('method'):
         assert g.sensitivity.is_monotonic_decreasing and abs(g.share.sum() - 1) < 1e-9     # ranked and shared within a method
     assert 'not comparable' in t.attrs['mixed_methods']
+
+
+def test_callbacks_that_change_predictions_are_named(reg):
+    from fastai.callback.core import Callback
+    learn, test = reg
+
+    class Rescale(Callback):
+        def after_pred(self): self.learn.pred = self.pred * 2
+
+    class TrainOnly(Callback):
+        run_valid = False
+        def before_batch(self): pass
+
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        FeatureInterpretation.from_learner(learn, df=test)                  # the standard callbacks: no warning
+        with learn.added_cbs([TrainOnly()]): FeatureInterpretation.from_learner(learn, df=test)
+    assert not [w for w in ws if 'hook prediction' in str(w.message)]
+    with learn.added_cbs([Rescale()]):
+        with pytest.warns(UserWarning, match=r"Rescale \(after_pred\).*that of the bare model"):
+            fi = learn.feature_importance(test, seed=0, progress=False, n_repeats=1)
+    assert 'Rescale' not in [type(c).__name__ for c in learn.cbs] and fi.importance.notna().all()

@@ -20,8 +20,9 @@ from ...core.scoring import Scorer
 from .metrics import metric_scorer
 
 # %% auto #0
-__all__ = ['check_tabular', 'table_features', 'table_feature_info', 'LearnerSpec', 'same_value', 'as_spec', 'validation_rows',
-           'learner_scorer', 'retrain_facts']
+__all__ = ['STANDARD_CALLBACKS', 'PREDICTION_EVENTS', 'check_tabular', 'table_features', 'table_feature_info',
+           'prediction_callbacks', 'LearnerSpec', 'same_value', 'as_spec', 'validation_rows', 'learner_scorer',
+           'retrain_facts']
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #0a4ccf17
 def check_tabular(learn):
@@ -68,6 +69,21 @@ def table_feature_info(columns:pd.DataFrame # a column table (`LearnerSpec.colum
     return pd.DataFrame({'columns': pd.Series(cols), 'levels': own.levels, 'emb_width': own.emb_width})
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #d8da3dbc
+STANDARD_CALLBACKS = ('TrainEvalCallback', 'Recorder', 'CastToTensor', 'ProgressCallback')   # what tabular_learner adds
+PREDICTION_EVENTS = ('before_validate', 'before_batch', 'after_pred', 'after_loss')      # events that can change a validation score
+
+def prediction_callbacks(learn # a fastai learner
+                        )->dict:
+    "Callbacks beyond fastai's standard ones that hook an event changing validation predictions or losses: name -> events."
+    from fastai.callback.core import Callback
+    out = {}
+    for cb in getattr(learn, 'cbs', []):
+        if type(cb).__name__ in STANDARD_CALLBACKS or getattr(cb, 'run_valid', True) is False: continue
+        own = [e for e in PREDICTION_EVENTS
+               if any(e in vars(k) for k in type(cb).__mro__ if k not in (Callback, object)) or callable(vars(cb).get(e))]
+        if own: out[type(cb).__name__] = own
+    return out
+
 def _model_outputs(model):
     "The number of outputs of a tabular model's last linear layer (None when it has none)."
     last = [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -93,6 +109,13 @@ class LearnerSpec:
     def from_learner(cls, learn):
         "Read everything the analyses need from `learn`, once."
         check_tabular(learn)
+        hooked = prediction_callbacks(learn)
+        if hooked:
+            warn_caller(f"the learner has callback(s) that hook prediction or loss events: "
+                        f"{'; '.join(f'{k} ({chr(44).join(v)})' for k, v in hooked.items())}. `learn.validate` runs them, but the "
+                        f"analyses call the model directly, so every score and importance here is that of the bare model, not what "
+                        f"`validate` reports. If the callback is part of the model (a rescaling, test-time augmentation), fold it into "
+                        f"the model or the metric; if not, remove it (`learn.remove_cb`) to silence this.")
         dls = learn.dls
         fill, na = _fill_missing(learn)
         cats, conts = list(dls.cat_names), list(dls.cont_names)
