@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import train_recipe
 from fastai_featimp.all import FeatureInterpretation
 
@@ -190,3 +191,45 @@ def test_callbacks_that_change_predictions_are_named(reg):
         with pytest.warns(UserWarning, match=r"Rescale \(after_pred\).*that of the bare model"):
             fi = learn.feature_importance(test, seed=0, progress=False, n_repeats=1)
     assert 'Rescale' not in [type(c).__name__ for c in learn.cbs] and fi.importance.notna().all()
+
+
+# --- property tests of the new input classes (hypothesis; derandomized in CI by hypothesis_profile) ---
+import hypothesis_profile  # noqa: E402,F401
+from hypothesis import given, settings, HealthCheck, strategies as st  # noqa: E402
+
+PROPS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+BOOL_FORMS = {'bool': lambda s: s, 'int': lambda s: s.astype(int), 'float': lambda s: s.astype(float),
+              'int_text': lambda s: s.astype(int).astype(str), 'bool_text': lambda s: s.astype(str),
+              'lower_text': lambda s: s.astype(str).str.lower(), 'object_int': lambda s: s.astype(int).astype(object),
+              'nullable_bool': lambda s: s.astype('boolean'), 'nullable_int': lambda s: s.astype('Int64'),
+              'category_int': lambda s: s.astype(int).astype('category')}
+
+
+@PROPS
+@given(data=st.data())
+def test_bool_columns_in_any_form_encode_as_the_bools(bool_learner, data):
+    learn, test = bool_learner
+    rows = data.draw(st.lists(st.integers(0, len(test) - 1), min_size=3, max_size=40, unique=True))
+    part = test.iloc[rows].reset_index(drop=True)
+    form = data.draw(st.sampled_from(sorted(BOOL_FORMS)))
+    a = FeatureInterpretation.from_learner(learn, df=part)
+    b = FeatureInterpretation.from_learner(learn, df=part.assign(flag=BOOL_FORMS[form](part.flag)))
+    assert torch.equal(a.data.x_cat, b.data.x_cat), form
+    assert b.data.unseen['flag'] == 0.0, form
+
+
+ML_NAMES = ['accuracy', 'accuracy_multi', 'F1Score', 'F1ScoreMulti', 'RocAucBinary', 'RocAucMulti', 'RocAuc', 'Precision',
+            'Recall', 'HammingLoss', 'rmse', 'mae', 'R2Score', 'error_rate', 'top_k_accuracy', 'no_such_metric', 'loss']
+
+
+@PROPS
+@given(name=st.sampled_from(ML_NAMES), seed=st.integers(0, 2**64))
+def test_multilabel_metric_names_give_a_table_or_name_the_metric(multilabel, name, seed):
+    learn, test = multilabel
+    try: fi = learn.feature_importance(test.iloc[:120], metric=name, seed=seed, n_repeats=1, progress=False)
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        assert name in msg or name.lower() in msg.lower() or 'multi-label' in msg or 'regression' in msg, (name, msg)
+        assert 'AssertionError' not in msg and '==:' not in msg
+    else:
+        assert np.isfinite(fi.importance).all() and fi.attrs['metric']
