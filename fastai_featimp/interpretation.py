@@ -179,6 +179,21 @@ def score(self:FeatureInterpretation,
         (_, preds), = predict_jobs(self.model, self.inputs, [Job()], bs)
     return scorer(preds, self.targets())
 
+# %% ../nbs/20_interpretation.ipynb #5525ba31
+@patch
+def row_scores(self:FeatureInterpretation,
+               metric=None, # None (the loss), a name, a function, a fastai `Metric` or metric class
+               *, bs:int|None=None, # rows per forward pass
+              )->np.ndarray|None:
+    "The score of each row (their mean is `score(metric)`), or None when the score is not a mean over rows (an AUC, say)."
+    scorer = self.spec.scorer(metric)
+    fn = perm_.row_scorer(scorer)
+    if fn is None: return None
+    with eval_mode(self.model):
+        (_, preds), = predict_jobs(self.model, self.inputs, [Job()], bs)
+    r = fn(preds, self.targets()).double().cpu().numpy()
+    return r if r.shape == (self.n_rows,) and np.isclose(r.mean(), scorer(preds, self.targets()), rtol=1e-4, atol=1e-7) else None
+
 # %% ../nbs/20_interpretation.ipynb #45040a3d
 @patch
 def importance(self:FeatureInterpretation,

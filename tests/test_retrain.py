@@ -24,7 +24,7 @@ def test_irrelevant_high_cardinality_categorical_is_not_above_the_noise_floor(de
     assert d.loc['x1', 'above_noise'] and d.loc['x1', 'z'] > 5
     assert not d.loc['zip', 'above_noise'] and not d.loc['noise', 'above_noise']
     # while plain permutation gives the 39-wide zip embedding a non-negative share, drop-column sees no need for it
-    assert dc.attrs['n_retrains'] == 5 and len(dc.attrs['full_scores']) == 2
+    assert dc.attrs["n_retrains"] == 8 and len(dc.attrs["full_scores"]) == 2   # (1 full + 3 drops) x 2 seeds
     assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in state.items())   # the original is untouched
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['t_quantile', 'summarise', 't_interval', 'permutation_rows_se', 'no_narrower', 'bootstrap_se', 't_p_value',
-           'benjamini_hochberg']
+           'benjamini_hochberg', 'paired_retrain_difference']
 
 # %% ../../nbs/03_core.summary.ipynb #dd29c820
 def t_quantile(df:int, # degrees of freedom
@@ -117,3 +117,24 @@ def benjamini_hochberg(p # p-values, any shape (NaN: not tested, left NaN and no
         res = np.empty(m); res[order] = np.minimum(adj, 1.)
         out[ok] = res
     return out.reshape(p.shape)
+
+# %% ../../nbs/03_core.summary.ipynb #fcd6babf
+def paired_retrain_difference(a, # (K,) scores of model A at seeds 1..K (how much worse: `a - b` for a loss)
+                              b, # (K,) scores of model B at the same seeds, on the same rows
+                              a_rows=None, # (K, n) per-row scores of A (None: the score is not a mean over rows)
+                              b_rows=None, # (K, n) per-row scores of B
+                              sign:float=1., # +1 when a larger score is worse (a loss), -1 when it is better
+                             )->dict:
+    "How much worse A is than B, paired by seed and by row: `diff`, `se`, `df`, `se_seeds`, `se_rows`."
+    d = sign * (np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    K = len(d)
+    if K < 2: raise ValueError(f"a paired comparison of retrains needs at least 2 seeds, got {K}.")
+    v_s = d.var(ddof=1) / K
+    v_r, n = 0., 0
+    if a_rows is not None and b_rows is not None:
+        D = sign * (np.asarray(a_rows, dtype=float) - np.asarray(b_rows, dtype=float)).mean(0)   # per row, averaged over seeds
+        n = D.shape[-1]
+        if n >= 2: v_r = D.var(ddof=1) / n
+    v = v_s + v_r
+    df = (v ** 2 / (v_s ** 2 / (K - 1) + (v_r ** 2 / (n - 1) if n >= 2 else 0.))) if v > 0 else float(K - 1)
+    return dict(diff=float(d.mean()), se=float(np.sqrt(v)), df=float(df), se_seeds=float(np.sqrt(v_s)), se_rows=float(np.sqrt(v_r)))

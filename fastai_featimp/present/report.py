@@ -254,16 +254,18 @@ def _methods_section(comps, fmt):
     for kind, t in comps:
         if kind == 'compare_methods':
             body += [figure_html(plot_methods(t).figure, 'Permutation, capped-embedding permutation and drop-column importance', fmt),
-                     table_html(t, ['feature', 'type', 'levels', 'emb_width'] + [c for c in t.columns if c.startswith('permutation')] + ['drop_column', 'drop_above_noise'])]
+                     table_html(t, ['feature', 'type', 'levels', 'emb_width'] + [c for c in t.columns if c.startswith('permutation')] + ['drop_column', 'drop_p_adjusted', 'drop_above_noise'])]
             how.append("Each method's importance scaled to its own largest value: permutation on the learner, permutation on a "
-                       "retrain with capped embeddings, and drop-column (retrain without the column), with the drop-column noise "
-                       "floor from retraining the full model with other seeds.")
+                       "retrain with capped embeddings, and drop-column (retrain without the column), each model trained with the same "
+                       "seeds and compared on the same rows; <code>drop_above_noise</code>: the drop made the score worse, with the "
+                       "false discovery rate over the columns held at 5% (<code>drop_p_adjusted</code> &lt; 0.05).")
         elif kind == 'drop_column':
             body += [figure_html(plot_importance(t, error=None, title='Drop-column importance').figure, 'Drop-column importance', fmt),
-                     table_html(t, ['feature', 'type', 'importance', 'z', 'above_noise', 'score_without'])]
+                     table_html(t, ['feature', 'type', 'importance', 'ci_low', 'ci_high', 'p_adjusted', 'above_noise', 'score_without'])]
             how.append(f"<b>Drop-column importance</b>: how much worse the score is when the model is retrained without the column; "
-                       f"<code>above_noise</code> marks drops larger than twice the spread of retraining the full model "
-                       f"({t.attrs.get('n_seeds', 'several')} seeds).")
+                       f"the full model and each drop are trained with the same {t.attrs.get('n_seeds', 'several')} seeds and compared on the same "
+                       f"rows, paired by seed and row; <code>above_noise</code>: the drop made the score worse, with the false discovery "
+                       f"rate over the columns held at 5% (Benjamini-Hochberg, <code>p_adjusted</code> &lt; 0.05).")
         else:
             body += [figure_html(plot_rank_comparison(t).figure, 'Importance ranks, original vs capped embeddings', fmt),
                      table_html(t, ['feature', 'type', 'levels'] + [c for c in t.columns if c.startswith(('emb_width_', 'importance_', 'rank_change'))])]

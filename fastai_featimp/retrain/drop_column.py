@@ -10,9 +10,10 @@ import time
 import numpy as np
 import pandas as pd
 from ..core.checks import check_int, as_names, resolve_seed
-from ..core.scoring import Scorer, is_lower_better, how_much_worse
+from ..core.scoring import Scorer, is_lower_better
+from ..core.summary import paired_retrain_difference, t_interval, t_p_value, benjamini_hochberg
 from .recipe import RetrainRecipe, retrain_evaluate
-from .cache import ResultCache, metric_key, run_meta
+from .cache import ResultCache, metric_key, run_meta, finite_score
 from .executor import RetrainExecutor
 
 # %% auto #0
@@ -60,7 +61,7 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
                            *, cols=None, # columns to drop one at a time (default: all of the recipe's)
                            groups=None, # lists of columns dropped together
                            metric=None, # None (the loss), a name, a function or a fastai `Metric`
-                           n_seeds:int=3, # retrains of the full model (seeds `seed, seed+1, ...`) for the noise floor
+                           n_seeds:int=3, # seeds `seed, seed+1, ...` every model (full and each drop) is trained with, paired by seed
                            seed:int|None=None, # seed of the drop-column retrains (default: the recipe's)
                            cache=None, # JSON file that keeps finished retrains (resume an interrupted run)
                            progress:bool=True, # show a progress bar over retrains
@@ -68,7 +69,7 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
                            executor=None, # where retrains run: None (this process), 'ray', a Ray address, or a `concurrent.futures.Executor`
                            threads:int|None=1, # torch threads per retrain
                           )->pd.DataFrame:
-    "Retrain without each column: `score(without) - score(full)`, with the full model's seed spread as noise floor."
+    "Retrain without each column at several seeds: how much worse than the full model, paired by seed and row, with an interval and p-values."
     if not isinstance(recipe, RetrainRecipe):
         raise TypeError(f"recipe must be a RetrainRecipe, got {type(recipe).__name__}" +
                         (": build one with RetrainRecipe.from_learner(learn, train_df)." if hasattr(recipe, 'dls') else "."))
@@ -78,35 +79,59 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
     sets = _drop_sets(recipe, cols, groups)
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
-    store = ResultCache(cache, run_meta(recipe, test_df, metric, seed=seed) if cache is not None else {}, 'drop_column_importance')
+    store = ResultCache(cache, run_meta(recipe, test_df, metric, seed=seed, paired=True) if cache is not None else {},
+                        'drop_column_importance', valid=_valid_drop_result)
     scores = store.load(); store.check_writable()
-    todo = [(f'full@{seed + k}', dict(drop=[], seed=seed + k)) for k in range(n_seeds)] + \
-           [(f'drop:{n}@{seed}', dict(drop=list(s), seed=seed)) for n, s in sets.items()]
+    seeds = [seed + k for k in range(n_seeds)]
+    todo = [(f'full@{s}', dict(drop=[], seed=s)) for s in seeds] + \
+           [(f'drop:{n}@{s}', dict(drop=list(d), seed=s)) for n, d in sets.items() for s in seeds]
     left = [t for t in todo if t[0] not in scores]
     direction, start = None, time.perf_counter()
-    for i, (key, res) in enumerate(ex.map(retrain_evaluate, [(k, dict(kw, metric=metric)) for k, kw in left], (recipe, test_df), progress)):
-        scores[key], direction = res['score'], res['higher_is_better']
+    for i, (key, res) in enumerate(ex.map(retrain_evaluate, [(k, dict(kw, metric=metric, rows=True)) for k, kw in left], (recipe, test_df), progress)):
+        scores[key], direction = dict(score=res['score'], rows=res['rows']), res['higher_is_better']
         store.save(scores)
         if i == 0 and verbose:
             per, par = time.perf_counter() - start, ex.parallelism
-            print(f"{len(left)} retrains to do ({n_seeds} full-model seeds + {len(sets)} dropped features"
+            print(f"{len(left)} retrains to do ({len(sets) + 1} models (the full one and {len(sets)} drops) x {n_seeds} seeds"
                   f"{', ' + str(len(todo) - len(left)) + ' from the cache' if len(todo) > len(left) else ''}) {ex}; "
                   f"the first took {per:.1f} s: ~{per * len(left) / min(par, len(left)):.0f} s in all")
     if direction is None: direction = _higher_is_better(metric)
-    full = np.array([scores[f'full@{seed + k}'] for k in range(n_seeds)])
-    noise_sd = float(full.std(ddof=1))
+    sign = -1. if direction else 1.
+    full = np.array([scores[f'full@{s}']['score'] for s in seeds])
+    full_rows = _rows([scores[f'full@{s}'] for s in seeds])
     rows = []
     for n, s in sets.items():
-        imp = how_much_worse(scores[f'drop:{n}@{seed}'], scores[f'full@{seed}'], direction)
+        res = [scores[f'drop:{n}@{k}'] for k in seeds]
+        drop_rows = _rows(res)
+        pr = paired_retrain_difference([r['score'] for r in res], full, drop_rows, full_rows if drop_rows is not None else None, sign)
         kind = 'group' if len(s) > 1 else 'categorical' if s[0] in recipe.cat_names else 'continuous'
-        rows.append((n, kind, imp, imp / (np.sqrt(2) * noise_sd) if noise_sd > 0 else np.nan, scores[f'drop:{n}@{seed}']))
-    out = pd.DataFrame(rows, columns=['feature', 'type', 'importance', 'z', 'score_without'])
-    out['above_noise'] = out.z > 2
+        lo, hi = t_interval(pr['diff'], pr['se'], pr['df'])
+        rows.append((n, kind, pr['diff'], pr['se'], float(lo), float(hi), float(t_p_value(pr['diff'], pr['se'], pr['df'])),
+                     pr['diff'] / pr['se'] if pr['se'] > 0 else np.nan, float(np.mean([r['score'] for r in res]))))
+    out = pd.DataFrame(rows, columns=['feature', 'type', 'importance', 'std_err', 'ci_low', 'ci_high', 'p_value', 'z', 'score_without'])
+    out.insert(7, 'p_adjusted', benjamini_hochberg(out.p_value.to_numpy()))
+    out['above_noise'] = out.p_adjusted < 0.05          # the drop made it worse, with the false discovery rate held at 5%
     out = out.sort_values('importance', ascending=False, kind='stable').reset_index(drop=True)
+    noise_sd = float(full.std(ddof=1))
     out.attrs.update(dict(method='drop_column', metric=metric_key(metric), higher_is_better=direction,
-                          baseline=float(scores[f'full@{seed}']), full_scores=full.tolist(), noise_sd=noise_sd,
-                          threshold=2 * np.sqrt(2) * noise_sd, n_seeds=n_seeds, seed=seed, n_retrains=len(todo)))
+                          baseline=float(full.mean()), full_scores=full.tolist(), noise_sd=noise_sd,
+                          threshold=2 * np.sqrt(2) * noise_sd, n_seeds=n_seeds, seed=seed, n_retrains=len(todo),
+                          interval='seeds and rows (paired)' if full_rows is not None else 'seeds (paired)'))
     return out
+
+def _rows(results):
+    "The (K, n) per-row scores of K results, or None when any lacks them (the score is not a mean over rows)."
+    r = [x.get('rows') for x in results]
+    return None if any(v is None for v in r) else np.array(r, dtype=float)
+
+def _valid_drop_result(key, r):
+    "What is wrong with a cached drop-column result (None when nothing): a finite score and per-row scores (or None)."
+    if not isinstance(r, dict): return f"{r!r} is not a retrain's result (score and rows)"
+    bad = finite_score(key, r.get('score'))
+    if bad: return bad
+    rows = r.get('rows')
+    if rows is not None and (not isinstance(rows, list) or any(finite_score(key, v) for v in rows)): return "its per-row scores are not all finite numbers"
+    return None
 
 # %% ../../nbs/41_retrain.drop_column.ipynb #2c2619e7
 def embedding_size_comparison(recipe:RetrainRecipe, # how to retrain
@@ -168,6 +193,7 @@ def compare_methods(recipe:RetrainRecipe, # how to retrain
                                 executor=executor).set_index('feature')
     out = emb[['feature', 'type', 'levels', 'emb_width_original', 'importance_original', f'importance_cap{cap}']].rename(
         columns={'importance_original': 'permutation', f'importance_cap{cap}': f'permutation_cap{cap}', 'emb_width_original': 'emb_width'})
-    out['drop_column'] = out.feature.map(dc.importance); out['drop_above_noise'] = out.feature.map(dc.above_noise)
+    out['drop_column'] = out.feature.map(dc.importance); out['drop_p_adjusted'] = out.feature.map(dc.p_adjusted)
+    out['drop_above_noise'] = out.feature.map(dc.above_noise)
     out.attrs.update(dict(method='compare_methods', cap=cap, drop_noise_sd=dc.attrs['noise_sd'], drop_threshold=dc.attrs['threshold']))
     return out

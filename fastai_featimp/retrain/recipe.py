@@ -241,10 +241,14 @@ def retrain_evaluate(recipe:RetrainRecipe, # how to retrain
                      test_df:pd.DataFrame|None=None, # labelled held-out rows (None: the model's validation rows)
                      metric=None, # None (the loss), a name, a function or a fastai `Metric`
                      importance:dict|None=None, # arguments of `FeatureInterpretation.importance` (n_repeats, seed, ...); None: score only
+                     rows:bool=False, # also return `'rows'`: each held-out row's score (None when the score is not a mean over rows)
                      **kwargs, # passed to `RetrainRecipe.train`: drop, emb_cap, emb_equal, seed, valid_idx, shuffle_target
                     )->dict:
-    "Train by `recipe` with `kwargs`, score on held-out rows: `{'score', 'higher_is_better'}`, plus `'table'` (importance) when asked."
+    "Train by `recipe` with `kwargs`, score on held-out rows: `{'score', 'higher_is_better'}`, plus `'rows'` and `'table'` (importance) when asked."
     it = FeatureInterpretation.from_learner(recipe.train(**kwargs), df=held_out_rows(recipe, test_df, kwargs))
     out = dict(score=it.score(metric), higher_is_better=it.spec.scorer(metric).higher_is_better)
+    if rows:
+        r = it.row_scores(metric)
+        out['rows'] = None if r is None else [float(v) for v in r]
     if importance is not None: out['table'] = it.importance(metric=metric, **dict(dict(progress=False), **importance))
     return out
