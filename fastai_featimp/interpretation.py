@@ -179,7 +179,7 @@ def score(self:FeatureInterpretation,
         (_, preds), = predict_jobs(self.model, self.inputs, [Job()], bs)
     return scorer(preds, self.targets())
 
-# %% ../nbs/20_interpretation.ipynb #5525ba31
+# %% ../nbs/20_interpretation.ipynb #48bd3c89
 @patch
 def row_scores(self:FeatureInterpretation,
                metric=None, # None (the loss), a name, a function, a fastai `Metric` or metric class

@@ -52,15 +52,19 @@ def test_null_models_learn_nothing(tiny):
     assert abs(np.corrcoef(seen['y'], recipe.df.x1)[0, 1]) < 0.1 < abs(np.corrcoef(recipe.df.y, recipe.df.x1)[0, 1])
 
 
-def test_select_features_history_and_noise_floor(tiny):
+def test_select_features_history_and_the_paired_test(tiny):
+    from scipy.stats import t as t_dist
     _, test_df, recipe = tiny
-    sel = select_features(recipe, test_df, n_seeds=2, max_drops=1, n_repeats=2, seed=0, progress=False)
+    sel = select_features(recipe, test_df, n_seeds=2, max_seeds=2, max_drops=1, n_repeats=2, seed=0, progress=False)
     h = sel.history
-    assert list(h.columns) == ['step', 'dropped', 'n_features', 'score', 'delta', 'floor', 'limit', 'accepted', 'kept']
+    assert list(h.columns) == ['step', 'dropped', 'n_features', 'score', 'delta', 'se', 'tolerance', 'p_value', 'n_seeds', 'limit',
+                               'accepted', 'kept']
     assert h.step.tolist() == list(range(len(h))) and len(h) == 2 and h.n_features.tolist() == [7, 6]
     assert h.dropped[0] == '' and h.dropped[1] in recipe.features
-    assert h.limit[0] == pytest.approx(h.score[0] + h.floor[0])                         # a loss: limit = best + floor
-    assert h.accepted[1] == (h.score[1] <= h.limit[1])
+    assert h.limit[0] == pytest.approx(h.score[0] + h.tolerance[0])                     # a loss: limit = full score + tolerance
+    assert h.tolerance[0] == pytest.approx(2 * h.attrs['noise_sd'], rel=0.5) and h.tolerance[0] > 0
+    assert h.accepted[1] == (h.p_value[1] < 0.05)                                       # H0: the drop costs at least the tolerance
+    assert h.p_value[1] == pytest.approx(t_dist.cdf((h.delta[1] - h.tolerance[1]) / h.se[1], 1), abs=0.2)   # df between 1 and Welch's
     assert sel.history.attrs['n_retrains'] == 4                                        # 2 models x 2 seeds
     assert set(sel.kept) == set(recipe.features) - ({h.dropped[1]} if h.accepted[1] else set())
     assert sel.plot() is not None
@@ -96,5 +100,5 @@ def test_select_features_on_the_demo(task):
     print(f"\n{task}:\n", h.drop(columns='kept').to_string())
     for f in IRRELEVANT: assert f not in sel.kept, f
     for f in DRIVERS: assert f in sel.kept, f
-    final = h.score[h.accepted].iloc[-1]
-    assert final <= h.attrs['full_score'] + h.floor[h.accepted].iloc[-1]
+    assert (h.delta[h.accepted] <= h.tolerance[h.accepted]).all()                     # every kept drop costs less than the tolerance
+    assert h.n_seeds.max() <= h.attrs['max_seeds']

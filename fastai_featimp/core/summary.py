@@ -118,7 +118,7 @@ def benjamini_hochberg(p # p-values, any shape (NaN: not tested, left NaN and no
         out[ok] = res
     return out.reshape(p.shape)
 
-# %% ../../nbs/03_core.summary.ipynb #fcd6babf
+# %% ../../nbs/03_core.summary.ipynb #f67c583d
 def paired_retrain_difference(a, # (K,) scores of model A at seeds 1..K (how much worse: `a - b` for a loss)
                               b, # (K,) scores of model B at the same seeds, on the same rows
                               a_rows=None, # (K, n) per-row scores of A (None: the score is not a mean over rows)

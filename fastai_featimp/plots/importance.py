@@ -165,15 +165,15 @@ def plot_selection(history:pd.DataFrame, # from `select_features` (columns n_fea
     h = history.reset_index(drop=True)
     ax = new_axes((7, 4.2), ax)
     ok = h[h.accepted]
-    ax.plot(ok.n_features, ok.score, '-o', color='#1f77b4', label='kept (within the noise floor)')
+    ax.plot(ok.n_features, ok.score, '-o', color='#1f77b4', label='kept (shown to cost less than the tolerance)')
     if 'score_sd' in h.columns and h.score_sd.notna().any():
         ax.errorbar(h.n_features, h.score, yerr=h.score_sd, fmt='none', ecolor='0.6', capsize=2)
     bad = h[~h.accepted]
-    if len(bad): ax.scatter(bad.n_features, bad.score, marker='x', s=60, color='#d62728', zorder=3, label='rejected: worse beyond the noise floor')
+    if len(bad): ax.scatter(bad.n_features, bad.score, marker='x', s=60, color='#d62728', zorder=3, label='rejected: not shown to cost less than the tolerance')
     for r in h.itertuples():
         if r.dropped: ax.annotate(f'-{short_name(r.dropped, 18)}', (r.n_features, r.score), xytext=(3, 5), textcoords='offset points', fontsize=8)
     if 'limit' in h.columns and h.limit.notna().any():
-        ax.plot(h.n_features, h.limit, ls='--', color='grey', lw=1, drawstyle='steps-post', label='limit: best score so far + noise floor')
+        ax.plot(h.n_features, h.limit, ls='--', color='grey', lw=1, drawstyle='steps-post', label='limit: full score + tolerance')
     ax.set_xlabel('features kept'); ax.set_ylabel(f"score ({history.attrs.get('metric', 'held-out')})")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.invert_xaxis()

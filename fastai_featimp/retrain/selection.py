@@ -1,4 +1,4 @@
-"""Which columns to keep: backward elimination guided by importance, every step verified by retraining, stopping at the seed noise floor.
+"""Which columns to keep: backward elimination guided by importance, every step verified by retraining and a paired test, with the chance of dropping a needed column held at `alpha`.
 
 Docs: https://fastai-featimp.github.io/fastai_featimp/retrain.selection.html.md"""
 
@@ -11,7 +11,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from ..core.checks import check_int, check_choice, resolve_seed
+from ..core.checks import check_number
 from ..core.scoring import how_much_worse
+from ..core.summary import paired_retrain_difference
 from .recipe import RetrainRecipe, retrain_evaluate, held_out_rows
 from .executor import RetrainExecutor
 from .folds import fold_tasks
@@ -44,7 +46,10 @@ def select_features(recipe:RetrainRecipe, # how to retrain
                     *, folds=None, # None, a number of folds, or a list of validation-row lists: verify every step on the folds
                     by:str='permutation', # the guidance: 'permutation', 'drop_column' or 'null'
                     metric=None, # None (the loss), a name, a function or a fastai `Metric`
-                    n_seeds:int=3, # seeds every model is trained with (per fold): its score is their mean, their spread the noise floor
+                    n_seeds:int=3, # seeds every model is trained with first (per fold), paired by seed with the full model
+                    max_seeds:int|None=None, # an undecided drop adds seeds up to this many (default: 2 x n_seeds)
+                    tolerance:float|None=None, # how much worse than the full model a drop may make the score (default: 2 seed sd)
+                    alpha:float=0.05, # error level: a needed column is dropped with probability at most alpha over the whole run
                     n_repeats:int=5, # permutations per feature for the guidance
                     n_null:int=20, # with `by='null'`: null models
                     min_features:int=1, # never keep fewer features
@@ -56,7 +61,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
                     plot:bool=False, # also draw the history (`plot_selection`)
                     cache=None, # JSON file that keeps finished retrains (resume an interrupted run); `by='null'` adds `<cache>.null.json`
                    )->FeatureSelection:
-    "Backward elimination: drop the least important feature, retrain, keep the drop while the score stays within the seed noise floor."
+    "Backward elimination: drop the least important feature, retrain, keep the drop while a test shows it costs less than `tolerance`."
     if not isinstance(recipe, RetrainRecipe): raise TypeError(f"recipe must be a RetrainRecipe, got {type(recipe).__name__}.")
     check_choice(by, 'by', ('permutation', 'drop_column', 'null'))
     recipe.check()
@@ -65,6 +70,9 @@ def select_features(recipe:RetrainRecipe, # how to retrain
         recipe.check_test_rows(test_df)
     n_seeds = check_int(n_seeds, 'n_seeds (the noise floor needs a spread of at least 2 retrains per model)', min=2)
     n_repeats = check_int(n_repeats, 'n_repeats', min=1)
+    max_seeds = check_int(2 * n_seeds if max_seeds is None else max_seeds, 'max_seeds', min=n_seeds)
+    tolerance = check_number(tolerance, 'tolerance', min=0, none_ok=True)
+    alpha = check_number(alpha, 'alpha', min=0, max=0.5, min_inclusive=False)
     features = recipe.features
     min_features = check_int(min_features, 'min_features', min=1, max=len(features))
     max_drops = check_int(max_drops, 'max_drops', min=0, none_ok=True)
@@ -72,7 +80,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
     ex = RetrainExecutor(executor, threads)
     sets = _eval_sets(recipe, test_df, folds, seed, n_seeds)                   # every model: each fold (or test_df) x each seed
     imp_args = dict(n_repeats=n_repeats, seed=seed, interval='repeats')
-    store = ResultCache(cache, run_meta(recipe, test_df, metric, seed=seed, folds=folds, by=by, n_seeds=n_seeds, n_repeats=n_repeats,
+    store = ResultCache(cache, run_meta(recipe, test_df, metric, seed=seed, folds=folds, by=by, n_repeats=n_repeats, paired=True,
                                         n_null=n_null if by == 'null' else None) if cache is not None else {},
                         'select_features', valid=_valid_result)
     memo = {(frozenset(json.loads(k)[0]), json.loads(k)[1]): r for k, r in store.load().items()}
@@ -81,7 +89,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
     def run(drop, sets, importance):
         "Results of the model without `drop` on `sets` (key -> result), retraining only what is not known yet."
         d = frozenset(drop)
-        todo = [(key, dict(kw, drop=sorted(d), metric=metric, importance=importance, test_df=rows))
+        todo = [(key, dict(kw, drop=sorted(d), metric=metric, importance=importance, test_df=rows, rows=rows is not None))
                 for key, kw, rows in sets if (d, key) not in memo or (importance and 'importance' not in memo[d, key])]
         for key, r in ex.map(_task, todo, (recipe,), progress):
             memo[d, key] = r
@@ -100,9 +108,27 @@ def select_features(recipe:RetrainRecipe, # how to retrain
     worse = lambda a, b: how_much_worse(a, b, hib)                              # > 0: `a` is worse than `b`
     full_score, ss, dof, K = summary(full)
     pooled = [ss, dof]                                                          # seed variance pooled over every model so far
-    def floor(): return 2 * np.sqrt(pooled[0] / pooled[1]) * np.sqrt(2 / (n_seeds * K))
-    shift = (lambda best, fl: best - fl) if hib else (lambda best, fl: best + fl)   # the reported limit: the score `fl` worse than `best`
-    best = full_score
+    def tol(): return tolerance if tolerance is not None else 2 * float(np.sqrt(pooled[0] / pooled[1]))
+    shift = (lambda ref, t: ref - t) if hib else (lambda ref, t: ref + t)       # the limit: the score `t` worse than `ref`
+    sign = -1. if hib else 1.
+
+    def test_drop(drop, importance):
+        "Paired test of 'dropping `drop` costs less than the tolerance', adding seeds while undecided: (results, stats)."
+        m = n_seeds
+        while True:
+            sets_m = _eval_sets(recipe, test_df, folds, seed, m)
+            res, ref = run(drop, sets_m, importance), run([], sets_m, None)
+            keys = [k for k, _, _ in sets_m]
+            rows = [res[k].get('rows') for k in keys] + [ref[k].get('rows') for k in keys]
+            have_rows = folds is None and all(r is not None for r in rows)
+            pr = paired_retrain_difference([res[k]['score'] for k in keys], [ref[k]['score'] for k in keys],
+                                           [res[k]['rows'] for k in keys] if have_rows else None,
+                                           [ref[k]['rows'] for k in keys] if have_rows else None, sign)
+            t = tol()
+            p = float(t_dist.cdf((pr['diff'] - t) / pr['se'], pr['df'])) if pr['se'] > 0 else float(pr['diff'] >= t)
+            if p < alpha or p > 0.5 or m >= max_seeds: return res, dict(pr, p_value=p, tolerance=t, n_seeds=m)
+            m += 1                                                              # undecided: one more seed for both models
+    from scipy.stats import t as t_dist
     if by == 'permutation': rank = _mean_importance(list(full.values()))
     elif by == 'drop_column':                                                   # how much worse without it (first seed)
         first = [x for x in sets if x[1]['seed'] == seed]
@@ -113,28 +139,27 @@ def select_features(recipe:RetrainRecipe, # how to retrain
         ni = null_importance(recipe, ref, n_null=n_null, metric=metric, n_repeats=n_repeats, seed=seed, executor=ex, progress=progress,
                              cache=None if cache is None else f'{cache}.null.json')
         rank = {f: (-p, v) for f, p, v in zip(ni.feature, ni.p_value, ni.importance)}   # largest p first, then least important
-    fl0 = floor()
-    hist = [dict(step=0, dropped='', n_features=len(features), score=full_score, delta=0., floor=fl0, limit=shift(best, fl0),
-                 accepted=True, kept=', '.join(features))]
+    hist = [dict(step=0, dropped='', n_features=len(features), score=full_score, delta=0., se=0., tolerance=tol(),
+                 p_value=np.nan, n_seeds=n_seeds, limit=shift(full_score, tol()), accepted=True, kept=', '.join(features))]
     kept, dropped = list(features), []
     while len(kept) > min_features and (max_drops is None or len(dropped) < max_drops):
         cand = min(kept, key=lambda f: (rank.get(f, np.inf), kept.index(f)))
-        res = run(dropped + [cand], sets, imp_args if by == 'permutation' else None)
+        res, st = test_drop(dropped + [cand], imp_args if by == 'permutation' else None)
         score, ss, dof, _ = summary(res)
         pooled[0] += ss; pooled[1] += dof
-        fl = floor()
-        ok = bool(worse(score, best) <= fl)                                   # at most the noise floor worse than the best so far
-        hist.append(dict(step=len(hist), dropped=cand, n_features=len(kept) - 1, score=score, delta=float(worse(score, full_score)),
-                         floor=fl, limit=shift(best, fl), accepted=ok, kept=', '.join(f for f in kept if f != cand)))
+        ok = st['p_value'] < alpha       # shown to cost less than the tolerance; the first failure ends the run (fixed sequence)
+        hist.append(dict(step=len(hist), dropped=cand, n_features=len(kept) - 1, score=score, delta=st['diff'], se=st['se'],
+                         tolerance=st['tolerance'], p_value=st['p_value'], n_seeds=st['n_seeds'], limit=shift(full_score, st['tolerance']),
+                         accepted=bool(ok), kept=', '.join(f for f in kept if f != cand)))
         if not ok: break
-        if worse(best, score) > 0: best = score
         kept.remove(cand); dropped.append(cand)
-        if by == 'permutation': rank = _mean_importance(list(res.values()))
+        if by == 'permutation':
+            rank = _mean_importance([r for k, r in res.items() if 'importance' in r])
     history = pd.DataFrame(hist)
     history.attrs.update(dict(method='select_features', by=by, metric=metric_key(metric), higher_is_better=hib,
-                              full_score=full_score, noise_sd=float(np.sqrt(pooled[0] / pooled[1])), floor=floor(),
-                              n_seeds=n_seeds, n_folds=K if folds is not None else 0, seed=seed, kept=kept, dropped=dropped,
-                              n_retrains=len(memo)))
+                              full_score=full_score, noise_sd=float(np.sqrt(pooled[0] / pooled[1])), tolerance=tol(), alpha=alpha,
+                              n_seeds=n_seeds, max_seeds=max_seeds, n_folds=K if folds is not None else 0, seed=seed, kept=kept,
+                              dropped=dropped, n_retrains=len(memo)))
     out = FeatureSelection(kept, history)
     if plot: out.plot()
     return out
@@ -154,6 +179,8 @@ def _valid_result(key, r):
     if not isinstance(r, dict) or not isinstance(r.get('higher_is_better'), bool): return f"{r!r} is not a retrain's result"
     bad = finite_score(key, r.get('score'))
     if bad: return bad
+    rows = r.get('rows')
+    if rows is not None and (not isinstance(rows, list) or any(finite_score(key, v) for v in rows)): return "its per-row scores are not all finite numbers"
     for f, v in (r.get('importance') or {}).items():
         if finite_score(key, v): return f"the importance of {f!r}: {finite_score(key, v)}"
     return None
