@@ -69,3 +69,22 @@ def test_cli_shows_the_library_data_warnings(exported, tmp_path):
     assert f"{int(rows.sum())} of the {len(bad)} rows (63.0%) of column 'month' hold levels the learner never saw" in r.stderr, r.stderr
     assert 'fastai-featimp: warning:' in r.stderr and 'Traceback' not in r.stderr
     assert 'not writable' not in r.stderr and 'deprecated' not in r.stderr    # the toolchain's noise stays out
+
+
+def test_cli_reads_compressed_csv_groups_auto_and_suggests_names(exported, tmp_path, capsys):
+    from fastai_featimp.present.cli import main, read_table
+    learn, test_df, d = exported
+    for ext in ('gz', 'bz2', 'zip', 'xz'):
+        test_df.to_csv(tmp_path / f'test.csv.{ext}', index=False)
+        pd.testing.assert_frame_equal(read_table(tmp_path / f'test.csv.{ext}'), pd.read_csv(d / 'test.csv'))
+    rc = main(['run', '--learner', str(d / 'export.pkl'), '--data', str(tmp_path / 'test.csv.gz'), '--out', str(tmp_path / 'o'),
+               '--groups', 'auto', '--seed', '0', '--no-progress'])
+    assert rc == 0, capsys.readouterr().err
+    rc = main(['run', '--learner', str(d / 'export.pkl'), '--data', str(d / 'test.csv'), '--out', str(tmp_path / 'o'), '--cols', 'montth',
+               '--no-progress'])
+    err = capsys.readouterr().err
+    assert rc == 2 and "did you mean ['month']" in err, err
+    rc = main(['run', '--learner', str(d / 'export.pkl'), '--data', str(d / 'test.csv'), '--out', str(tmp_path / 'o'), '--metric', 'rmes',
+               '--no-progress'])
+    err = capsys.readouterr().err
+    assert rc == 2 and "did you mean ['rmse']" in err, err

@@ -12,7 +12,7 @@ import torch
 
 # %% auto #0
 __all__ = ['check_int', 'memory_bytes', 'check_fits', 'check_number', 'check_bool', 'check_choice', 'as_names', 'check_names',
-           'resolve_seed', 'make_generator', 'derived_generator', 'subsample_rows', 'warn_caller']
+           'suggest', 'resolve_seed', 'make_generator', 'derived_generator', 'subsample_rows', 'warn_caller']
 
 # %% ../../nbs/00_core.checks.ipynb #4bbe1251
 def _is_int(v): return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
@@ -110,11 +110,26 @@ def check_names(names, # names to check
                 valid, # the valid names
                 what:str='column(s)', # what they are, for the message
                ):
-    "Raise a `ValueError` naming every unknown name in `names` and listing the valid ones."
+    "Raise a `ValueError` naming every unknown name in `names`, with the closest valid names (all of them when few)."
     valid = list(valid)
     unknown = [n for n in names if n not in valid]
-    if unknown: raise ValueError(f"unknown {what} {unknown}: valid feature names are {valid}.")
+    if unknown: raise ValueError(f"unknown {what} {unknown}: {suggest(unknown, valid, 'valid feature names')}.")
     return list(names)
+
+def suggest(unknown:list, # the names that are not valid
+            valid:list, # the valid names
+            what:str='valid names', # what the valid names are, for the message
+            show:int=12, # list every valid name when there are at most this many
+           )->str:
+    "'did you mean ...?' with the closest valid names to each unknown one (difflib), or the list of valid names when it is short."
+    import difflib
+    valid = [str(v) for v in valid]
+    low = {v.lower(): v for v in valid}
+    close = list(dict.fromkeys(m for u in unknown for m in
+                               [low[x] for x in difflib.get_close_matches(str(u).lower(), list(low), n=3, cutoff=0.6)]))
+    if len(valid) <= show: return (f"did you mean {close}? " if close else '') + f"{what} are {valid}"
+    return (f"did you mean {close}? ({len(valid)} {what} in all)" if close else
+            f"{what} include {valid[:show]} ... ({len(valid)} in all)")
 
 # %% ../../nbs/00_core.checks.ipynb #f58abd19
 def resolve_seed(seed:int|None=None # an explicit seed (an int >= 0), or None for a fresh one from OS entropy

@@ -97,6 +97,8 @@ def read_table(path)->pd.DataFrame:
     if not p.exists(): raise ValueError(f"data file {str(p)!r} does not exist.")
     if p.is_dir(): raise ValueError(f"data file {str(p)!r} is a directory: give a .csv, .parquet or .pkl file.")
     ext = p.suffix.lower()
+    if ext in ('.gz', '.bz2', '.zip', '.xz', '.zst') and p.with_suffix('').suffix.lower() in ('.csv', '.txt'):
+        ext = '.csv'                                  # a compressed CSV: pandas infers the compression from the name
     try:
         if ext in ('.csv', '.txt'): return pd.read_csv(p)
         if ext in ('.parquet', '.pq'):
@@ -109,7 +111,7 @@ def read_table(path)->pd.DataFrame:
             return df
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, EOFError) as e:
         raise ValueError(f"cannot read data file {str(p)!r}: {type(e).__name__}: {e}") from None
-    raise ValueError(f"unknown data file type {ext!r}: use .csv, .parquet or .pkl.")
+    raise ValueError(f"unknown data file type {ext!r}: use .csv (or .csv.gz, .csv.bz2, .csv.zip, .csv.xz), .parquet or .pkl.")
 
 # %% ../../nbs/32_present.cli.ipynb #fdabed99
 def read_learner(path # an exported learner (`learn.export()`)
@@ -129,8 +131,10 @@ def read_learner(path # an exported learner (`learn.export()`)
 
 # %% ../../nbs/32_present.cli.ipynb #d9e5c070
 def parse_groups(spec:str|None):
-    "Groups from 'a,b,c;d,e' (';' between groups, ',' between members), or None."
+    "Groups from 'a,b,c;d,e' (';' between groups, ',' between members), 'auto' (correlated columns grouped), or None."
     if not spec: return None
+    if spec.strip().lower() == 'auto': return 'auto'
+
     groups = [[m.strip() for m in g.split(',') if m.strip()] for g in spec.split(';')]
     if any(not g for g in groups): raise ValueError(f"empty group in {spec!r}: write groups as 'a,b,c;d,e'.")
     return groups
@@ -140,7 +144,7 @@ def run(learner:str, # an exported learner (`learn.export()`); it is unpickled, 
         data:str, # labelled rows in raw form: .csv, .parquet or .pkl
         out:str='featimp_out', # folder for importance.csv and importance.png
         metric:str|None=None, # 'loss' (default), one of the learner's metrics, or a fastai.metrics name ('accuracy', 'RocAucBinary', 'F1Score', 'rmse', 'R2Score', ...)
-        groups:str|None=None, # 'a,b,c;d,e': columns permuted jointly
+        groups:str|None=None, # 'a,b,c;d,e': columns permuted jointly; 'auto': correlated columns grouped
         cols:str|None=None, # 'a,b': score only these columns alone
         repeats:int=5, # permutations per feature
         seed:int|None=None, # seed of the permutations

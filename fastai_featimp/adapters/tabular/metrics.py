@@ -100,7 +100,10 @@ def metric_scorer(learn, # a fastai tabular learner (its loss and metrics are re
             names = {norm(n): n for n in fm.__all__ if n not in ('AccumMetric', 'skm_to_fastai', 'optim_metric', 'LossMetric', 'LossMetrics')}
             key = names.get(norm(metric))
             if key is None:
-                raise ValueError(f"unknown metric {metric!r}: use 'loss', one of the learner's metrics {[metric_name(m) for m in learn.metrics]}, "
+                import difflib
+                close = [names[k] for k in difflib.get_close_matches(norm(metric), list(names), n=3, cutoff=0.6)]
+                raise ValueError(f"unknown metric {metric!r}: {f'did you mean {close}? ' if close else ''}"
+                                 f"use 'loss', one of the learner's metrics {[metric_name(m) for m in learn.metrics]}, "
                                  f"or a fastai.metrics name such as 'accuracy', 'RocAucBinary', 'F1Score' (classifiers) or 'rmse', 'mae', 'R2Score' (regression).")
             found = getattr(fm, key)
         metric = found

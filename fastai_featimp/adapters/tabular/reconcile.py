@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
-from ...core.checks import check_choice, warn_caller
+from ...core.checks import check_choice, warn_caller, suggest
 from .spec import LearnerSpec
 
 # %% auto #0
@@ -229,7 +229,10 @@ def reconcile_plan(spec:LearnerSpec, # the learner's spec
     if dup: raise ValueError(f"{name} has duplicated column name(s) {dup}: each column must appear once.")
     if len(df) == 0: raise ValueError(f"{name} is empty: pass a DataFrame with at least one row.")
     missing = [c for c in spec.input_columns if c not in df.columns]
-    if missing: raise ValueError(f"{name} lacks the input column(s) {missing} the learner was trained on; it has {list(df.columns)}.")
+    if missing:
+        extra = [c for c in df.columns if c not in spec.input_columns and c not in spec.y_names]
+        raise ValueError(f"{name} lacks the input column(s) {missing} the learner was trained on; "
+                         f"{suggest(missing, extra, 'its other columns') if extra else 'it has no other columns'}.")
     has_y = all(n in df.columns for n in spec.y_names)
     if labelled and not has_y:
         raise ValueError(f"{name} has no target column(s) {[n for n in spec.y_names if n not in df.columns]}; this analysis compares "
