@@ -259,3 +259,17 @@ if __name__ == '__main__':
     Image.open(full).convert('RGB').quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(images / 'demo_report.png')
     print(f"checked in {CHROMIUM}: {len(facts['sections'])} sections, {len(facts['images'])} images, no console messages; "
           f"screenshot of the top 4000 px of {facts['height']}: {images / 'demo_report.png'} ({(images / 'demo_report.png').stat().st_size / 1e3:.0f} kB)")
+
+
+def test_fold_view_states_rank_agreement_and_flips(tmp_path):
+    "The fold view gives Kendall's W and names the features whose sign flips between the tables."
+    from fastai_featimp.all import importance_table, importance_stability
+    a = importance_table(['x1', 'x2', 'zz'], ['continuous'] * 3, [[1.0, 1.2], [0.5, 0.4], [0.1, 0.2]])
+    b = importance_table(['x1', 'x2', 'zz'], ['continuous'] * 3, [[0.9, 1.1], [0.6, 0.5], [-0.1, -0.2]])
+    st = importance_stability([a, b])
+    assert st.attrs['unstable'] == [] and st.attrs['kendalls_w'] == pytest.approx(1.0)     # zz is never important: no verdict flips
+    assert st.set_index('feature').sign_flips.to_dict() == {'x1': False, 'x2': False, 'zz': True}
+    from fastai_featimp.present.report import _folds_section
+    from fastai_featimp.core.tables import combine_importance
+    html = _folds_section(combine_importance([a, b]), 'png')
+    assert "Kendall's W = 1.00" in html and '<code>zz</code>' in html and 'flips' in html

@@ -13,7 +13,7 @@ from .summary import summarise, t_p_value, benjamini_hochberg
 
 # %% auto #0
 __all__ = ['COMPARABLE_ATTRS', 'importance_table', 'output_table', 'save_importance_csv', 'read_importance_csv',
-           'combine_importance']
+           'combine_importance', 'kendalls_w', 'importance_stability']
 
 # %% ../../nbs/08_core.tables.ipynb #e9fc81c1
 def _ragged(values, n):
@@ -186,4 +186,47 @@ def combine_importance(tables, # list of importance tables or CSV paths, or one 
     out = out.sort_values(value, ascending=False, kind='stable').reset_index(drop=True)
     out.attrs.update({kk: v for kk, v in parts[0][1].attrs.items() if kk in ('metric', 'higher_is_better')})
     out.attrs.update(method='combined', n_tables=k, labels=[l for l, _ in parts])
+    return out
+
+# %% ../../nbs/08_core.tables.ipynb #03cdcdaa
+def kendalls_w(ranks # (m, n): m raters' ranks of n items (average ranks for ties)
+              )->float:
+    "Kendall's coefficient of concordance W of m rankings of n items, with the tie correction; 1 for one ranking."
+    r = np.asarray(ranks, dtype=float)
+    m, n = r.shape
+    if m < 2 or n < 2: return 1.0
+    s = ((r.sum(0) - m * (n + 1) / 2) ** 2).sum()
+    ties = sum(((c ** 3 - c).sum() for c in (np.unique(row, return_counts=True)[1].astype(float) for row in r)))
+    den = m ** 2 * (n ** 3 - n) - m * ties
+    return float(12 * s / den) if den > 0 else 1.0
+
+def _verdict(t, value):
+    "Per feature of one table: is it important (p_adjusted < 0.05, else an interval above 0, else a positive value)?"
+    if 'p_adjusted' in t.columns and t.p_adjusted.notna().all(): return t.p_adjusted < 0.05
+    if 'ci_low' in t.columns and t.ci_low.notna().all(): return t.ci_low > 0
+    return t[value] > 0
+
+def importance_stability(tables, # list of importance tables or CSV paths, or one concatenated frame (with a `fold` / `epoch` column)
+                         labels=None, # a label per table (default 0, 1, ...)
+                         value:str|None=None, # the value column (default 'importance', else 'sensitivity')
+                        )->pd.DataFrame:
+    "Per feature: rank range, share positive, verdict flips across tables; attrs `kendalls_w` (rank agreement) and `unstable`."
+    if isinstance(tables, pd.DataFrame) and 'epoch' in tables.columns and 'fold' not in tables.columns:
+        tables = tables.rename(columns={'epoch': 'fold'})
+    parts = _split_tables(tables, labels)
+    value = value or ('importance' if 'importance' in parts[0][1].columns else 'sensitivity')
+    if len(parts) < 2: raise ValueError(f"stability needs at least 2 tables (folds, seeds or epochs), got {len(parts)}.")
+    feats = list(dict.fromkeys(parts[0][1].feature))
+    for lab, t in parts:
+        if set(t.feature) != set(feats): raise ValueError(f"table {lab!r} has other features than the first: compare tables of the same features.")
+    vals = np.array([t.set_index('feature')[value].reindex(feats).to_numpy(float) for _, t in parts])      # (m, n)
+    ranks = np.array([pd.Series(-v).rank(method='average').to_numpy() for v in vals])
+    verdict = np.array([_verdict(t.set_index('feature').reindex(feats).reset_index(), value).to_numpy(bool) for _, t in parts])
+    out = pd.DataFrame({'feature': feats, 'mean_rank': ranks.mean(0), 'best_rank': ranks.min(0), 'worst_rank': ranks.max(0),
+                        'share_positive': (vals > 0).mean(0), 'share_important': verdict.mean(0)})
+    out['sign_flips'] = (out.share_positive > 0) & (out.share_positive < 1)
+    out['verdict_flips'] = (out.share_important > 0) & (out.share_important < 1)
+    out = out.sort_values('mean_rank', kind='stable').reset_index(drop=True)
+    out.attrs.update(method='stability', kendalls_w=kendalls_w(ranks), n_tables=len(parts), labels=[l for l, _ in parts],
+                     unstable=out.feature[out.verdict_flips].tolist())
     return out

@@ -16,7 +16,7 @@ from fastai.learner import Learner
 from ..core.checks import check_int, check_number, check_choice, as_names, resolve_seed, derived_generator, subsample_rows
 from ..interpretation import FeatureInterpretation
 from ..analyses.associations import auto_groups
-from ..core.tables import combine_importance
+from ..core.tables import combine_importance, importance_stability
 from ..plots.importance import plot_importance, plot_rank_comparison, plot_methods
 from ..plots.associations import plot_dendrogram, plot_interactions
 from ..plots.dependence import plot_partial_dependence, plot_ale, plot_h_statistic
@@ -136,6 +136,11 @@ def _folds_section(ft, fmt):
            f"dot, and a 95% t-interval over the tables. <code>std_between</code> is how much the importance moves from one model to "
            f"the next (training and data sampling), <code>std_within</code> the shuffling noise inside one table. A feature whose "
            f"interval stays above 0 across models is a finding; one that is important in a single fold is not.")
+    st = importance_stability([pd.DataFrame({'feature': ft.feature, 'importance': ft[f'fold:{l}']}) for l in labels], labels=labels)
+    flips = st.attrs['unstable']
+    how += (f" The tables' rankings agree with Kendall's W = {st.attrs['kendalls_w']:.2f} (1: the same ranking in every table). "
+            + (f"The sign of {', '.join(f'<code>{escape(f)}</code>' for f in flips[:10])}{' ...' if len(flips) > 10 else ''} flips between "
+               f"tables: do not decide on {'it' if len(flips) == 1 else 'them'} from one table." if flips else "No feature's sign flips between tables."))
     body = figure_html(plot_importance(ft, top=40).figure, f'Importance over {k} folds', fmt)
     body += table_html(ft, ['feature', 'type', 'importance', 'std_between', 'std_within', 'ci_low', 'ci_high', 'n_tables'] + [f'fold:{l}' for l in labels])
     return section_html('folds', how, body, f"With {k} tables the interval uses a t quantile with {k - 1} degrees of freedom and is wide; "
