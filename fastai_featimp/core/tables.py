@@ -188,7 +188,7 @@ def combine_importance(tables, # list of importance tables or CSV paths, or one 
     out.attrs.update(method='combined', n_tables=k, labels=[l for l, _ in parts])
     return out
 
-# %% ../../nbs/08_core.tables.ipynb #03cdcdaa
+# %% ../../nbs/08_core.tables.ipynb #99320707
 def kendalls_w(ranks # (m, n): m raters' ranks of n items (average ranks for ties)
               )->float:
     "Kendall's coefficient of concordance W of m rankings of n items, with the tie correction; 1 for one ranking."

@@ -30,7 +30,7 @@ def demo_report(path, # the HTML file to write
                 seed:int=0, # seed for data, training and every analysis
                 n_repeats:int=5, # permutations per feature
                 n_folds:int=3, # models in the fold view (the learner and retrains with seeds seed+1, ...); 0 or 1: none
-                compare:bool=True, # add the method comparison (retrains: 1 capped + 3 full + one per column)
+                compare:bool=True, # add the method comparison (retrains: 1 capped + (the full model + one per column) x 3 seeds)
                 learn=None, # a learner from `demo_learner(task, rows, epochs, seed)` (default: trained here)
                 test_df:pd.DataFrame|None=None, # its test rows
                 importance:pd.DataFrame|None=None, # its importance table, if already computed

@@ -87,7 +87,8 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
            [(f'drop:{n}@{s}', dict(drop=list(d), seed=s)) for n, d in sets.items() for s in seeds]
     left = [t for t in todo if t[0] not in scores]
     direction, start = None, time.perf_counter()
-    for i, (key, res) in enumerate(ex.map(retrain_evaluate, [(k, dict(kw, metric=metric, rows=True)) for k, kw in left], (recipe, test_df), progress)):
+    for i, (key, res) in enumerate(ex.map(retrain_evaluate, [(k, dict(kw, metric=metric, rows=True)) for k, kw in left], (recipe, test_df), progress,
+                                              what=f'drop-column retrains ({len(sets)} drops x {n_seeds} seeds + the full model)')):
         scores[key], direction = dict(score=res['score'], rows=res['rows']), res['higher_is_better']
         store.save(scores)
         if i == 0 and verbose:
@@ -158,7 +159,7 @@ def embedding_size_comparison(recipe:RetrainRecipe, # how to retrain
     tabs = {}
     if learn is not None: tabs['original'] = learn.feature_importance(df=test_df, metric=metric, progress=False, **imp)
     tabs.update((k, r['table']) for k, r in ex.map(retrain_evaluate, [(k, dict(kw, metric=metric, importance=imp)) for k, kw in variants.items()],
-                       (recipe, test_df), progress))
+                       (recipe, test_df), progress, what='embedding-width retrains'))
     tabs = {k: tabs[k].set_index('feature') for k in ['original'] + [k for k in variants if k != 'original']}
     base = tabs['original']
     out = pd.DataFrame({'type': base['type'], 'levels': base['levels']})
@@ -190,7 +191,7 @@ def compare_methods(recipe:RetrainRecipe, # how to retrain
     emb = embedding_size_comparison(recipe, test_df, learn=learn, caps=(cap,), metric=metric, n_repeats=n_repeats, seed=seed,
                                     progress=progress, executor=executor)
     dc = drop_column_importance(recipe, test_df, metric=metric, n_seeds=n_seeds, seed=seed, cache=cache, progress=progress,
-                                executor=executor).set_index('feature')
+                                verbose=progress, executor=executor).set_index('feature')
     out = emb[['feature', 'type', 'levels', 'emb_width_original', 'importance_original', f'importance_cap{cap}']].rename(
         columns={'importance_original': 'permutation', f'importance_cap{cap}': f'permutation_cap{cap}', 'emb_width_original': 'emb_width'})
     out['drop_column'] = out.feature.map(dc.importance); out['drop_p_adjusted'] = out.feature.map(dc.p_adjusted)

@@ -85,11 +85,14 @@ class RetrainExecutor:
             tasks, # list of `(key, kwargs)`
             shared=(), # arguments every task takes first (recipe, DataFrames): sent once
             progress:bool=True, # show a progress bar
+            what:str='retrains', # what the tasks are, shown next to the bar ('drop-column retrains', ...)
            ):
         "Run `fn(*shared, **kwargs)` for each task; yield `(key, result)` as each finishes."
         tasks = list(tasks)
         it = getattr(self, f'_map_{self.kind}')(fn, tasks, tuple(shared))
-        if progress and tasks: it = progress_bar(it, total=len(tasks), leave=False)
+        if progress and tasks:
+            it = progress_bar(it, total=len(tasks), leave=False)
+            it.comment = f"{what} ({self.kind if self.kind != 'local' else 'in process'})"
         yield from it
 
     def _map_local(self, fn, tasks, shared):

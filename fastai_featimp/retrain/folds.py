@@ -68,7 +68,8 @@ def cv_feature_importance(folds, # list of `(learner, held_out_df)` pairs; with 
         tasks = fold_tasks(recipe, folds, check_int(n_seeds, 'n_seeds', min=1))
         ex = RetrainExecutor(executor, threads)
         metric = kwargs.pop('metric', None)
-        got = {k: r['table'] for k, r in ex.map(retrain_evaluate, [(k, dict(kw, metric=metric, importance=kwargs)) for k, kw in tasks], (recipe,), progress)}
+        got = {k: r['table'] for k, r in ex.map(retrain_evaluate, [(k, dict(kw, metric=metric, importance=kwargs)) for k, kw in tasks], (recipe,), progress,
+                                    what='fold retrains')}
         keys = [k for k, _ in tasks]
         tables = [got[k] for k in keys]
         labels = keys if labels is None else labels

@@ -91,7 +91,7 @@ def null_importance(recipe:RetrainRecipe, # how to retrain
     tasks = [('observed', observed_run, {})] if 'observed' not in done else []
     tasks += [(f'null{k}', null_run, dict(k=k, seed=seed)) for k in range(n_null) if f'null{k}' not in done]
     for key, res in ex.map(_dispatch, [(key, dict(fn=fn, kw=dict(kw, metric=metric, importance=imp))) for key, fn, kw in tasks],
-                           (recipe, test_df), progress):
+                           (recipe, test_df), progress, what=f'null-importance retrains (shuffled targets, {n_null} models)'):
         done[key] = res
         store.save(done)
     obs = done['observed']

@@ -110,6 +110,13 @@ class RetrainRecipe:
     emb_widths: dict|None = None # embedding width per categorical input, `_na` indicators included (None: fastai's rule)
     device: str|None = None # where retrains train: 'cpu', 'cuda', 'cuda:1' (None: fastai's default, a GPU when there is one)
 
+    def __repr__(self):
+        "One line: rows, columns, target, layers and training settings (not the 8,000 characters of the frame and every field)."
+        names = lambda cs: f"{len(cs)} {cs[:4]}{' ...' if len(cs) > 4 else ''}"
+        return (f"RetrainRecipe({len(self.df):,} rows; categorical {names(self.cat_names)}; continuous {names(self.cont_names)}; "
+                f"y {self.y_names}; layers {self.learner_kwargs.get('layers', 'default')}; {self.epochs} epochs, lr {self.lr}, "
+                f"bs {self.bs}, seed {self.seed}{'; device ' + self.device if self.device else ''})")
+
     @property
     def gpus_per_task(self)->int:
         "GPUs one retrain needs (1 when `device` is a cuda device): what each Ray task requests."

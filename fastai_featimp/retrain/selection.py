@@ -91,7 +91,8 @@ def select_features(recipe:RetrainRecipe, # how to retrain
         d = frozenset(drop)
         todo = [(key, dict(kw, drop=sorted(d), metric=metric, importance=importance, test_df=rows, rows=rows is not None))
                 for key, kw, rows in sets if (d, key) not in memo or (importance and 'importance' not in memo[d, key])]
-        for key, r in ex.map(_task, todo, (recipe,), progress):
+        what = f"selection: the model without {', '.join(sorted(d))}" if d else 'selection: the full model'
+        for key, r in ex.map(_task, todo, (recipe,), progress, what=what):
             memo[d, key] = r
             store.save({json.dumps([sorted(dd), k]): v for (dd, k), v in memo.items()})
         return {key: memo[d, key] for key, _, _ in sets}
