@@ -24,3 +24,20 @@ def test_progress_bars_over_retrains_say_what_they_do(capsys):
     try: out = dict(ex.map(lambda x: x * 2, [('a', dict(x=1)), ('b', dict(x=2))], what='drop-column retrains'))
     finally: exmod.progress_bar = orig
     assert out == {'a': 2, 'b': 4} and seen and seen[-1].startswith('drop-column retrains (in process)')
+
+
+def test_the_reports_shapley_cost_is_bounded():
+    from fastai_featimp.present.report import _shapley_budget, SHAPLEY_MODEL_ROWS
+    assert _shapley_budget(100, 100, 7) == (100, 100)                  # the demo: as asked
+    e, b = _shapley_budget(100, 100, 73)                                # ames: 73 features
+    assert e * b * 32 * 74 <= SHAPLEY_MODEL_ROWS and e >= 20 and b >= 20 and (e, b) != (100, 100)
+
+
+def test_categorical_shapley_colours_follow_the_levels_effect_not_their_codes():
+    import numpy as np
+    from fastai_featimp.plots.shapley import _colour_values
+    v = np.array(['b', 'a', 'c', 'a', 'b', 'c'], dtype=object)
+    a = np.array([0.0, 1.0, -1.0, 1.2, 0.1, -0.8])                   # a pushes up, c down, b in between
+    c = _colour_values(v, a)
+    assert c[1] == c[3] == 1.0 and c[2] == c[5] == 0.0 and c[0] == c[4] == 0.5
+    assert list(_colour_values(np.array([3.0, 1.0, 2.0]))) == [1.0, 1 / 3, 2 / 3]   # numbers: by rank

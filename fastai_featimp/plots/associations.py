@@ -25,10 +25,11 @@ def plot_dendrogram(assoc:pd.DataFrame, # from `association_matrix` / `FeatureIn
     ax = new_axes((7, 0.3 * len(assoc) + 1.5), ax)
     kinds = assoc.attrs.get('kinds', {})
     labels = [short_name(f"{n} ({'cat' if kinds[n] == 'categorical' else 'cont'})" if n in kinds else n) for n in assoc.columns]
-    dendrogram(feature_linkage(assoc), labels=labels, orientation='left', ax=ax, color_threshold=None if threshold is None else 1 - threshold)
-    if threshold is not None: ax.axvline(1 - threshold, ls='--', color='grey', lw=0.8, label=f'auto_groups cut (association {threshold})')
-    if threshold is not None: ax.legend(fontsize=8, loc='lower left')
-    ax.set_xlabel('1 - association'); ax.set_title('Column clusters', fontsize=10)
+    dendrogram(feature_linkage(assoc), labels=labels, orientation='left', ax=ax, color_threshold=None if threshold is None else 1 - threshold,
+               leaf_font_size=9)                                  # readable with 70+ columns: the figure grows with them instead
+    if threshold is not None: ax.axvline(1 - threshold, ls='--', color='grey', lw=0.8)
+    ax.set_xlabel('1 - association' + (f"   (dashed: the auto_groups cut at association {threshold})" if threshold is not None else ''))
+    ax.set_title('Column clusters', fontsize=10)                  # no legend: on a tall tree it covers a leaf
     return ax
 
 def plot_interactions(dp:pd.DataFrame, # from `double_permutation`

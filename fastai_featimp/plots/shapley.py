@@ -117,13 +117,20 @@ def plot_decision(sv:pd.DataFrame, # a table from `explain` / `shapley_values`
     return ax
 
 # %% ../../nbs/16d_plots.shapley.ipynb #cfb5bfc6
-def _colour_values(v):
-    "Feature values mapped to 0..1 for colouring: ranks of numbers, sorted level order of categories; NaN when missing."
+def _colour_values(v, attribution=None):
+    """Feature values mapped to 0..1 for colouring: ranks of numbers; for categories, their levels ordered by the mean
+    attribution of the level (given `attribution`), else by name — never by an internal code. NaN when missing."""
     num = pd.to_numeric(pd.Series(v, dtype=object), errors='coerce')
     s = pd.Series(v, dtype=object)
     if num.notna().sum() >= s.notna().sum() and num.notna().any():
         return (num.rank(pct=True)).to_numpy(float)
-    codes, levels = pd.factorize(s.astype(str).where(s.notna()), sort=True)
+    lab = s.astype(str).where(s.notna())
+    if attribution is not None:
+        order = pd.Series(np.asarray(attribution, dtype=float)).groupby(lab.to_numpy()).mean().sort_values(kind='stable')
+        pos = {l: i for i, l in enumerate(order.index)}
+        out = lab.map(pos).to_numpy(float)
+        return out / max(len(pos) - 1, 1)
+    codes, levels = pd.factorize(lab, sort=True)
     out = codes.astype(float); out[codes < 0] = np.nan
     return out / max(len(levels) - 1, 1)
 
@@ -151,7 +158,7 @@ def plot_shapley_summary(sv:pd.DataFrame, # a table from `explain` / `shapley_va
     sc = None
     for k, f in enumerate(feats):
         g = d[d['feature'] == f]
-        a = g['attribution'].to_numpy(float); c = _colour_values(g['value'].to_numpy(object))
+        a = g['attribution'].to_numpy(float); c = _colour_values(g['value'].to_numpy(object), a)
         bins = np.floor((a - lo) / width).astype(int)   # stack points that fall in the same bin
         offs = np.zeros(len(a))
         for b in np.unique(bins):
@@ -166,7 +173,7 @@ def plot_shapley_summary(sv:pd.DataFrame, # a table from `explain` / `shapley_va
     ax.set_yticks(range(len(feats))); ax.set_yticklabels([short_name(f) for f in feats[::-1]], fontsize=9)
     if sc is not None:
         cb = ax.figure.colorbar(sc, ax=ax, shrink=0.7, pad=0.02, ticks=[0, 1]); cb.ax.set_yticklabels(['low', 'high'])
-        cb.set_label('feature value (hollow grey: missing)', fontsize=8)
+        cb.set_label('feature value (categories: levels by their mean effect; hollow grey: missing)', fontsize=8)
     ax.set_xlabel(f"Shapley value (effect on {output if output is not None else ', '.join(map(str, outs))})")
     ax.set_title(f"Shapley summary: {d['row'].nunique()} rows", fontsize=10)
     return ax

@@ -97,7 +97,7 @@ table{border-collapse:collapse;font-size:13px}
 th,td{border-bottom:1px solid var(--line);padding:3px 9px;vertical-align:top}
 th{text-align:left;background:#f0f2f4;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.text{max-width:26em;overflow-wrap:anywhere}
+td.text{max-width:26em;overflow-wrap:break-word;word-break:normal;hyphens:none}
 details summary{cursor:pointer;color:var(--accent);margin:4px 0}
 footer{color:var(--muted);font-size:12px;text-align:center}
 @media print{body{background:#fff}section{break-inside:avoid;border:none}nav{display:none}}

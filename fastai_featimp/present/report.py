@@ -25,7 +25,7 @@ from ..retrain.drop_column import embedding_report
 from .html import REPORT_SECTIONS, SECTION_TITLES, escape, figure_html, table_html, section_html, page_html
 
 # %% auto #0
-__all__ = []
+__all__ = ['SHAPLEY_MODEL_ROWS']
 
 # %% ../../nbs/34_present.report.ipynb #7ee255a0
 def _comparison_kind(t):
@@ -226,7 +226,18 @@ def _interactions_section(interp, top, fmt, kind, h_rows, seed, imp_kw, labelled
     return section_html('interactions', ' '.join(how), ''.join(body), ' '.join(cav))
 
 # %% ../../nbs/34_present.report.ipynb #8aaf7bc2
+SHAPLEY_MODEL_ROWS = 4_000_000 # the report's Shapley section evaluates the model on at most about this many rows by default
+
+def _shapley_budget(n_explain, n_background, n_features, n_permutations=32, budget=SHAPLEY_MODEL_ROWS):
+    "Rows explained and background rows that keep `rows x orders x (features + 1) x background` within `budget` (rows first, to 20)."
+    per = n_permutations * (n_features + 1)
+    while n_explain * n_background * per > budget and n_explain > 20: n_explain = max(20, n_explain // 2)
+    while n_explain * n_background * per > budget and n_background > 20: n_background = max(20, n_background // 2)
+    return n_explain, n_background
+
 def _shapley_section(interp, fmt, n_explain, n_background, seed, bs, progress, target=None):
+    asked = (min(n_explain, interp.n_rows), min(n_background, interp.n_rows))
+    n_explain, n_background = _shapley_budget(*asked, len(interp.features))
     idx = subsample_rows(interp.n_rows, n_explain, derived_generator(seed, 'report', 'explained rows'), 'n_explain')
     rows = idx.tolist() if idx is not None else list(range(interp.n_rows))
     sv = interp.explain(rows, n_background=n_background, target=target, seed=seed, bs=bs, progress=progress)
@@ -237,7 +248,12 @@ def _shapley_section(interp, fmt, n_explain, n_background, seed, bs, progress, t
            f"feature moved this row's prediction away from the average prediction over {a.get('n_background', n_background)} "
            f"background rows — coloured by the feature's value (blue low, red high, hollow grey missing). Features are sorted by "
            f"their mean |value|; a feature whose red and blue dots fall on opposite sides acts in one direction. The values add up "
-           f"to each row's prediction minus the base value ({escape(a.get('method', ''))} method).")
+           f"to each row's prediction minus the base value ({escape(a.get('method', ''))} method"
+           f"{', ' + str(a.get('n_permutations')) + ' orders per row' if a.get('n_permutations') else ''}).")
+    if (n_explain, n_background) != asked:
+        how += (f" To bound the cost with {len(interp.features)} features, the report explains {n_explain} rows (of {asked[0]} asked) "
+                f"against {n_background} background rows (of {asked[1]}): about {n_explain * n_background * 32 * (len(interp.features) + 1):,} "
+                f"model rows. Pass n_explain= / n_background= to <code>report</code> after a smaller run shows the cost.")
     return section_html('shapley', how, figure_html(ax.figure, f'Shapley summary over {len(rows)} rows', fmt),
                     "These interventional Shapley values, like permutation, evaluate the model on value combinations that may not "
                     "occur together; they explain the model, not cause and effect in the data.")
