@@ -18,8 +18,8 @@ from ..adapters.tensors import to_tensor, model_device, check_finite
 from ..core.tables import importance_table
 
 # %% auto #0
-__all__ = ['MAX_EXACT_FEATURES', 'coalition_masks', 'shapley_weights', 'coalition_values', 'choose_method', 'shapley_table',
-           'explain_rows', 'shapley_values', 'shapley_importance']
+__all__ = ['MAX_EXACT_FEATURES', 'BACKGROUND_GROUPS', 'coalition_masks', 'shapley_weights', 'coalition_values', 'choose_method',
+           'shapley_table', 'explain_rows', 'shapley_values', 'shapley_importance']
 
 # %% ../../nbs/14_analyses.shapley.ipynb #12f9ec20
 MAX_EXACT_FEATURES = 16
@@ -60,12 +60,39 @@ def coalition_values(predict, # model: callable on the input tensors (in eval mo
     return out
 
 # %% ../../nbs/14_analyses.shapley.ipynb #2abaa8f8
+BACKGROUND_GROUPS = 10 # the background is split into this many groups (of >= 2 rows) to estimate its part of the error
+
+def _group_values(predict, inputs, background, features, coalitions, **kw):
+    """Coalition values per background group (same coalitions): a list over groups of per-row (C_r, out) float64 tensors,
+    and the groups' weights. Shapley values are linear in v, so the full background's values are the weighted mean."""
+    B = len(background[0]); G = max(1, min(BACKGROUND_GROUPS, B // 2))
+    edges = np.linspace(0, B, G + 1).round().astype(int)
+    vals = [coalition_values(predict, inputs, tuple(b[lo:hi] for b in background), features, coalitions, **kw)
+            for lo, hi in zip(edges[:-1], edges[1:])]
+    return vals, torch.tensor(np.diff(edges) / B, dtype=torch.float64)
+
+def _background_se(phi_groups, w):
+    """Standard error of the weighted mean over background groups, from the spread of the groups' values (0 with one
+    group); calibrated for a 1.96 reading like the orders' (`_orders_se`): pooled half and half with the feature's mean
+    over the rows, scaled by the t quantile of the pooled degrees of freedom over 1.96."""
+    G = len(phi_groups)
+    if G < 2: return torch.zeros_like(phi_groups[0])
+    g = torch.stack(phi_groups)
+    s2 = ((g - torch.einsum('g,g...->...', w, g)) ** 2).sum(0) / (G - 1)           # (r, m, out)
+    pooled = (s2 + s2.mean(0, keepdim=True)) / 2 if len(s2) > 1 else s2
+    from scipy.stats import t
+    return (pooled / G).sqrt() * (float(t.ppf(0.975, 2 * (G - 1) if len(s2) > 1 else G - 1)) / 1.96)
+
 def _exact(predict, inputs, background, features, **kw):
     r, m = len(inputs[0]), len(features)
     masks = coalition_masks(m)
-    v = torch.stack(coalition_values(predict, inputs, background, features, [masks] * r, **kw))   # (r, 2**M, out)
-    phi = torch.einsum('rko,km->rmo', v, shapley_weights(m))
-    return dict(phi=phi, std_err=torch.zeros_like(phi), base=v[:, 0], pred=v[:, -1], n_coalitions=r * len(masks))
+    vals, w = _group_values(predict, inputs, background, features, [masks] * r, **kw)
+    vg = [torch.stack(v) for v in vals]                                            # per group: (r, 2**M, out)
+    v = torch.einsum('g,g...->...', w, torch.stack(vg))
+    W = shapley_weights(m)
+    phi = torch.einsum('rko,km->rmo', v, W)
+    se_bg = _background_se([torch.einsum('rko,km->rmo', x, W) for x in vg], w)
+    return dict(phi=phi, std_err=torch.zeros_like(phi), std_err_background=se_bg, base=v[:, 0], pred=v[:, -1], n_coalitions=r * len(masks))
 
 def _permutation(predict, inputs, background, features, n_permutations, seed, **kw):
     r, m, p = len(inputs[0]), len(features), n_permutations // 2
@@ -79,13 +106,29 @@ def _permutation(predict, inputs, background, features, n_permutations, seed, **
     for k in range(r):   # each distinct coalition of a row is evaluated once
         u, i = torch.unique(per_row[k], dim=0, return_inverse=True)
         coal.append(u); inv.append(i)
-    vals = coalition_values(predict, inputs, background, features, coal, **kw)
-    v = torch.stack([vk[ik] for vk, ik in zip(vals, inv)]).view(r, 2 * p, m + 1, -1)
-    steps = v[:, :, 1:] - v[:, :, :-1]   # marginal contribution of the feature at each position
-    phi_each = torch.zeros_like(steps).scatter_(2, order.unsqueeze(-1).expand_as(steps), steps)
-    pairs = phi_each.view(r, p, 2, m, -1).mean(2)   # the antithetic pair is the independent unit
-    se = pairs.std(1, unbiased=True) / math.sqrt(p)
-    return dict(phi=pairs.mean(1), std_err=se, base=v[:, 0, 0], pred=v[:, 0, -1], n_coalitions=sum(len(c) for c in coal))
+    groups, w = _group_values(predict, inputs, background, features, coal, **kw)
+    def pair_values(vals):
+        v = torch.stack([vk[ik] for vk, ik in zip(vals, inv)]).view(r, 2 * p, m + 1, -1)
+        steps = v[:, :, 1:] - v[:, :, :-1]   # marginal contribution of the feature at each position
+        phi_each = torch.zeros_like(steps).scatter_(2, order.unsqueeze(-1).expand_as(steps), steps)
+        return v, phi_each.view(r, p, 2, m, -1).mean(2)   # the antithetic pair is the independent unit
+    full = [torch.einsum('g,g...->...', w, torch.stack([g[k] for g in groups])) for k in range(r)]   # the whole background
+    v, pairs = pair_values(full)
+    se = _orders_se(pairs)
+    se_bg = _background_se([pair_values(g)[1].mean(1) for g in groups], w)
+    return dict(phi=pairs.mean(1), std_err=se, std_err_background=se_bg, base=v[:, 0, 0], pred=v[:, 0, -1], n_coalitions=sum(len(c) for c in coal))
+
+def _orders_se(pairs):
+    """Standard error over the sampled orders, calibrated for a 1.96 reading: each row's variance over its antithetic pairs
+    is pooled half and half with the feature's mean variance over the rows (one row's 16 pairs often see a feature's
+    contribution only a few times), and scaled by the t quantile of the pooled degrees of freedom over 1.96."""
+    p = pairs.shape[1]
+    if p < 2: return torch.zeros_like(pairs[:, 0])
+    s2 = pairs.var(1, unbiased=True)                                               # (r, m, out)
+    pooled = (s2 + s2.mean(0, keepdim=True)) / 2 if len(s2) > 1 else s2
+    df = 2 * (p - 1) if len(s2) > 1 else p - 1
+    from scipy.stats import t
+    return (pooled / p).sqrt() * (float(t.ppf(0.975, df)) / 1.96)
 
 def choose_method(method:str, # 'auto', 'exact' or 'permutation'
                   n_features:int, # number of players M
@@ -109,7 +152,7 @@ def _fmt_index(v):
     return v.item() if isinstance(v, np.generic) else v
 
 def shapley_table(phi, # (R, M, O) attributions
-                  std_err, # (R, M, O) standard errors (0 for exact)
+                  std_err, # (R, M, O) standard errors over the sampled orders (0 for exact)
                   base, # (R, O) base values v(empty)
                   pred, # (R, O) predictions v(all)
                   output_idx, # (R, k) long: the outputs reported for each row
@@ -118,8 +161,9 @@ def shapley_table(phi, # (R, M, O) attributions
                   values, # (R, M) object array: each feature's value in each row
                   output_names, # O output names
                   attrs:dict|None=None, # settings stored in `.attrs`
+                  std_err_background=None, # (R, M, O) standard errors from the background sample (None: no column)
                  )->pd.DataFrame:
-    "Tidy table: one line per (row, output, feature) with value, attribution, standard error, base value and prediction."
+    "Tidy table: one line per (row, output, feature) with value, attribution, standard errors, base value and prediction."
     r_, m, _ = phi.shape; k = output_idx.shape[1]
     r = np.repeat(np.arange(r_), k * m)
     o = np.repeat(output_idx.numpy().reshape(-1), m)
@@ -130,6 +174,7 @@ def shapley_table(phi, # (R, M, O) attributions
     df = pd.DataFrame({'row': np.asarray(row_ids, dtype=object)[r], 'output': np.asarray(output_names, dtype=object)[o],
                        'feature': names[i], 'type': kinds[i], 'value': np.asarray(values, dtype=object)[r, i],
                        'attribution': phi[r, i, o], 'std_err': se[r, i, o], 'base_value': base[r, o], 'prediction': pred[r, o]})
+    if std_err_background is not None: df.insert(df.columns.get_loc('std_err') + 1, 'std_err_background', std_err_background.numpy()[r, i, o])
     for c in ('row', 'output'):
         df[c] = df[c].map(_fmt_index).infer_objects()
     df.attrs.update(attrs or {})
@@ -182,7 +227,7 @@ def explain_rows(predict, # model with its activation, on tensors (in eval mode)
                  features=[f.name for f in features], outputs=list(output_names), n_coalitions=res['n_coalitions'],
                  n_model_rows=res['n_coalitions'] * len(background[0]), **attrs)
     return shapley_table(res['phi'], res['std_err'], res['base'], res['pred'], sel, row_ids, features, values,
-                         output_names, attrs)
+                         output_names, attrs, std_err_background=res.get('std_err_background'))
 
 # %% ../../nbs/14_analyses.shapley.ipynb #928f3544
 def _as_tensors(x, name):
