@@ -495,7 +495,7 @@ def sensitivity(self:FeatureInterpretation,
                                   bs=bs, progress=progress)
     return self._finish(t, 'sensitivity_matrix' if per_output else 'sensitivity', plot, outputs=onames, target=target)
 
-# %% ../nbs/20_interpretation.ipynb #2c7a7f33
+# %% ../nbs/20_interpretation.ipynb #0ab71979
 @patch
 def sage(self:FeatureInterpretation,
          metric=None, # None (the learner's loss), a name, a function or a fastai `Metric` that is a mean over rows
@@ -575,7 +575,7 @@ def feature_sensitivity(self:Learner, df:pd.DataFrame|None=None, dl=None, **kwar
     "Label-free sensitivity of the prediction to each column (see `FeatureInterpretation.sensitivity`)."
     return FeatureInterpretation.from_learner(self, df=df, dl=dl).sensitivity(**kwargs)
 
-# %% ../nbs/20_interpretation.ipynb #a2ad9a14
+# %% ../nbs/20_interpretation.ipynb #4ad262eb
 @patch
 @delegates(FeatureInterpretation.sage)
 def sage_importance(self:Learner, df:pd.DataFrame|None=None, dl=None, **kwargs):

@@ -21,7 +21,7 @@ from .permutation import row_scorer
 from .shapley import _as_tensors, _check_inputs
 
 # %% auto #0
-__all__ = ['SAGE_EPS', 'ACTIVATION_LINKS', 'SageJob', 'activation_link', 'sage_orders', 'se_ratio', 'sage_table',
+__all__ = ['MIN_PAIRS', 'SAGE_EPS', 'ACTIVATION_LINKS', 'SageJob', 'activation_link', 'sage_orders', 'se_ratio', 'sage_table',
            'sage_importance']
 
 # %% ../../nbs/14a_analyses.sage.ipynb #952259cc
@@ -50,6 +50,7 @@ class SageJob:
     def reduce(self, out:torch.Tensor, k:int)->torch.Tensor: return out.reshape(k, self.unit, -1).double().mean(1)
 
 # %% ../../nbs/14a_analyses.sage.ipynb #e9c8f74b
+MIN_PAIRS = 8 # with n_permutations='auto': antithetic pairs of the first round (the standard errors need a few degrees of freedom)
 SAGE_EPS = 1e-12 # probabilities are clipped to [SAGE_EPS, 1 - SAGE_EPS] before the loss (as sage-importance does)
 
 def _softmax(p): return torch.softmax(p, -1)
@@ -203,7 +204,7 @@ def sage_importance(predict, # model: a callable or `nn.Module` on the input ten
             return [cache[k] for k in keys]
         g, auto = derived_generator(seed, 'orders'), n_permutations == 'auto'
         most = (max_permutations if auto else n_permutations) // 2
-        pairs, step, rounds = [], min(4, most) if auto else most, 0
+        pairs, step, rounds = [], min(MIN_PAIRS, most) if auto else most, 0
         while True:
             pairs.append(_pair_values(sage_orders(step, m, g), losses_of)); rounds += 1
             p = torch.cat(pairs)

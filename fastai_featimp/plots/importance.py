@@ -65,7 +65,7 @@ def plot_importance(fi:pd.DataFrame, # an importance table (one or several folds
     if handles: ax.legend(handles=handles, loc='lower right', fontsize=8)
     return ax
 
-# %% ../../nbs/16a_plots.importance.ipynb #38720221
+# %% ../../nbs/16a_plots.importance.ipynb #b3a20ecc
 def plot_sage(sg:pd.DataFrame, # a SAGE table (`sage_importance`, `interp.sage`): feature, sage, std
               ax=None, # matplotlib axes to draw on (default: a new figure)
               top:int|None=None, # show only the `top` largest values
