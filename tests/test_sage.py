@@ -77,6 +77,11 @@ def test_classifier_efficiency_and_plot(clf):
     assert abs(sg.attrs['loss_empty'] - np.log(2)) < 0.2 and sg.attrs['activation'] == 'softmax'
     ax = plot_sage(sg)
     assert [t.get_text() for t in ax.get_yticklabels()] == list(sg.feature)
+    # a higher-is-better metric with a per-row form: the values are accuracy gains, adding up to full - empty
+    acc = learn.sage_importance(df=test_df.iloc[:N_ROWS], metric='accuracy', seed=0, n_background=N_BG, n_permutations=8, progress=False)
+    a = acc.attrs
+    assert a['higher_is_better'] and abs(acc.sage.sum() - (a['loss_full'] - a['loss_empty'])) < 1e-9
+    assert a['loss_full'] > a['loss_empty'] and acc.feature.iloc[0] == sg.feature.iloc[0]
 
 
 def test_seeded_runs_repeat_and_facades_agree(reg):
