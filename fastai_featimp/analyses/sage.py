@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
 from ..core.checks import check_number, check_bool, check_fits, resolve_seed, derived_generator, subsample_rows, warn_caller
-from ..core.engine import Job, coalition_owners, predict_jobs, eval_mode
+from ..core.engine import Job, coalition_owners, predict_jobs, eval_mode, announce_cost, default_bs
 from ..core.features import resolve_features, default_features
 from ..core.scoring import Scorer, mean_squared_error
 from ..adapters.tensors import prepare_inputs
@@ -205,6 +205,8 @@ def sage_importance(predict, # model: a callable or `nn.Module` on the input ten
         g, auto = derived_generator(seed, 'orders'), n_permutations == 'auto'
         most = (max_permutations if auto else n_permutations) // 2
         pairs, step, rounds = [], min(MIN_PAIRS, most) if auto else most, 0
+        announce_cost(min(2 * step * (m - 1) + 1, 2 ** m - 1), n * len(bg[0]), bs or default_bs(inputs, predict=model),
+                      f"SAGE's first {2 * step} orders")
         while True:
             pairs.append(_pair_values(sage_orders(step, m, g), losses_of)); rounds += 1
             p = torch.cat(pairs)
