@@ -1,4 +1,4 @@
-"""`plot_importance` for any importance table (one or several folds), `plot_output_matrix` for per-output tables, and the retraining views: rank comparison, methods side by side, null importance, selection history.
+"""`plot_importance` for any importance table (one or several folds), `plot_output_matrix` for per-output tables, `plot_sage` for SAGE tables, and the retraining views: rank comparison, methods side by side, null importance, selection history.
 
 Docs: https://fastai-featimp.github.io/fastai_featimp/plots.importance.html.md"""
 
