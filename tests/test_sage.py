@@ -150,3 +150,15 @@ def test_no_convergence_warns():
     with pytest.warns(UserWarning, match='did not converge'):
         sg = sage_importance(f, X, f(X) + torch.randn(100, 1, generator=g), seed=0, max_permutations=4, tol=1e-9, progress=False)
     assert not sg.attrs['converged'] and sg.attrs['n_permutations'] == 4
+
+
+def test_one_dimensional_output_is_scored_in_its_own_shape():
+    # the background mean comes back as (n, 1); a torch loss would broadcast it against (n,) targets to (n, n)
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(200, 3, generator=g); y = 2 * X[:, 0]
+    f = lambda x: 2 * x[:, 0] + 0.1 * x[:, 1]
+    sg = sage_importance(f, X, y, score=torch.nn.MSELoss(), seed=0, n_background=30, progress=False)
+    bg = X[torch.tensor(sg.attrs['background_index'])]
+    assert abs(sg.attrs['loss_full'] - float(((f(X) - y) ** 2).mean())) < 1e-6
+    assert abs(sg.attrs['loss_empty'] - float(((f(bg).mean() - y) ** 2).mean())) < 1e-5
+    assert abs(sg.sage.sum() - (sg.attrs['loss_empty'] - sg.attrs['loss_full'])) < 1e-9

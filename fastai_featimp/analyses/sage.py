@@ -69,11 +69,11 @@ def activation_link(activation:str|None # None / 'identity', 'softmax' or 'sigmo
     return ACTIVATION_LINKS[activation]
 
 # %% ../../nbs/14a_analyses.sage.ipynb #f765fb57
-def _loss_of(row_fn, link, target, sign, dtype):
-    "The mean loss over the rows of averaged predictions (loss units: lower is better)."
+def _loss_of(row_fn, link, target, sign, like):
+    "The mean loss over the rows of averaged predictions, shaped and typed as the model's output `like` (loss units: lower is better)."
     def f(mean_pred):
         p = mean_pred if link is None else link(mean_pred)
-        return sign * float(row_fn(p.to(dtype), target).double().mean())
+        return sign * float(row_fn(p.reshape(len(p), *like.shape[1:]).to(like.dtype), target).double().mean())
     return f
 
 def _coalition_losses(model, inputs, masks, background, owners, unowned, loss_of, bs, progress):
@@ -193,7 +193,7 @@ def sage_importance(predict, # model: a callable or `nn.Module` on the input ten
             raise ValueError(f"the per-row form of score {scorer.name!r} does not give the score ({float(rows.mean()):.6g} vs {base:.6g}): "
                              f"SAGE needs a score that is the mean of one value per row.")
         sign = -1.0 if scorer.higher_is_better else 1.0
-        loss_of = _loss_of(row_fn, link, target, sign, raw.dtype)
+        loss_of = _loss_of(row_fn, link, target, sign, raw)
         full = loss_of(raw.double() if act is None else act(raw.double()))
         cache = {bytes(m * [1]): full}   # coalition bits -> loss; the full coalition is the model's own prediction
         def losses_of(masks):
