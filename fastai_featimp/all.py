@@ -28,6 +28,7 @@ from .analyses.pdp import *
 from .analyses.ale import *
 from .analyses.hstat import *
 from .analyses.shapley import *
+from .analyses.sage import *
 from .analyses.sensitivity import *
 from .plots.figures import *
 from .plots.importance import *
@@ -47,6 +48,6 @@ from .present.html import *
 from .present.report import *
 from .present.demo_report import *
 import importlib as _importlib
-_MODULES = ('core.checks', 'core.engine', 'core.scoring', 'core.summary', 'core.features', 'core.permutations', 'core.tables', 'core.state', 'adapters.tensors', 'adapters.tabular.metrics', 'adapters.tabular.spec', 'adapters.tabular.reconcile', 'adapters.tabular.encode', 'analyses.permutation', 'analyses.associations', 'analyses.interactions', 'analyses.pdp', 'analyses.ale', 'analyses.hstat', 'analyses.shapley', 'analyses.sensitivity', 'plots.figures', 'plots.importance', 'plots.associations', 'plots.dependence', 'plots.shapley', 'interpretation', 'retrain.recipe', 'retrain.cache', 'retrain.executor', 'retrain.drop_column', 'retrain.folds', 'retrain.null', 'retrain.selection', 'demo', 'present.html', 'present.report', 'present.demo_report')
+_MODULES = ('core.checks', 'core.engine', 'core.scoring', 'core.summary', 'core.features', 'core.permutations', 'core.tables', 'core.state', 'adapters.tensors', 'adapters.tabular.metrics', 'adapters.tabular.spec', 'adapters.tabular.reconcile', 'adapters.tabular.encode', 'analyses.permutation', 'analyses.associations', 'analyses.interactions', 'analyses.pdp', 'analyses.ale', 'analyses.hstat', 'analyses.shapley', 'analyses.sage', 'analyses.sensitivity', 'plots.figures', 'plots.importance', 'plots.associations', 'plots.dependence', 'plots.shapley', 'interpretation', 'retrain.recipe', 'retrain.cache', 'retrain.executor', 'retrain.drop_column', 'retrain.folds', 'retrain.null', 'retrain.selection', 'demo', 'present.html', 'present.report', 'present.demo_report')
 __all__ = [n for m in _MODULES for n in _importlib.import_module(f'fastai_featimp.{m}').__all__]
 del _importlib

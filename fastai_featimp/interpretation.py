@@ -27,7 +27,8 @@ from .analyses import ale as ale_
 from .analyses import hstat as hstat_
 from .analyses import shapley as shap_
 from .analyses import sensitivity as sens_
-from .plots.importance import plot_importance, plot_output_matrix
+from .analyses import sage as sage_
+from .plots.importance import plot_importance, plot_output_matrix, plot_sage
 from .plots.associations import plot_dendrogram, plot_interactions
 from .plots.dependence import plot_partial_dependence, plot_ale, plot_h_statistic
 
@@ -156,7 +157,7 @@ def _check_cols(self:FeatureInterpretation, cols, what='column'):
 PLOT_OF_TABLE = {'importance': plot_importance, 'output_matrix': plot_output_matrix, 'interactions': plot_interactions,
                  'partial_dependence': plot_partial_dependence, 'ale': plot_ale, 'h_statistic': plot_h_statistic,
                  'sensitivity': lambda t: plot_importance(t, value='sensitivity'),
-                 'sensitivity_matrix': lambda t: plot_output_matrix(t, value='sensitivity')}
+                 'sensitivity_matrix': lambda t: plot_output_matrix(t, value='sensitivity'), 'sage': plot_sage}
 
 @patch
 def _finish(self:FeatureInterpretation, t:pd.DataFrame, kind:str|None=None, plot=False, **attrs):
@@ -509,6 +510,37 @@ def sensitivity(self:FeatureInterpretation,
                                   bs=bs, progress=progress)
     return self._finish(t, 'sensitivity_matrix' if per_output else 'sensitivity', plot, outputs=onames, target=target)
 
+# %% ../nbs/20_interpretation.ipynb #0ab71979
+@patch
+def sage(self:FeatureInterpretation,
+         metric=None, # None (the learner's loss), a name, a function or a fastai `Metric` that is a mean over rows
+         *, n_background:int|None=100, # background rows drawn (seeded) from the interpretation's rows; None: all
+         n_permutations:int|str='auto', # orders: 'auto' (until converged, up to `max_permutations`) or an even int
+         max_permutations:int=1024, # with 'auto': the most orders
+         tol:float=0.025, # with 'auto': converged when the largest std error < `tol` x (max value - min value)
+         groups=None, # list of names / lists of names, or dict name -> list: one player per group
+         seed:int|None=None, # seed of the background, the orders and `max_rows` (None: fresh, kept in `attrs['seed']`)
+         max_rows:int|None=None, # explain the loss on a seeded random subsample of this many rows
+         higher_is_better:bool|None=None, # override the metric's direction
+         bs:int|None=None, # model rows per forward pass
+         progress:bool=True, # show a progress bar
+         plot:bool=False, # also draw the bar chart (`plot_sage`)
+        )->pd.DataFrame:
+    "SAGE values: each column's (or group's) Shapley share of the loss reduction, as a table `feature, sage, std` sorted by `sage`."
+    progress, plot = check_bool(progress, 'progress'), check_bool(plot, 'plot')
+    seed = resolve_seed(seed)
+    y = self.targets()
+    scorer = self.spec.scorer(metric, higher_is_better)
+    features = resolve_features(self.features, groups)
+    act = self.spec.activation_name if self.spec.task != 'regression' and self.spec.activation_name != 'identity' else None
+    bg_idx = subsample_rows(self.n_rows, n_background, derived_generator(seed, 'background'), 'n_background')
+    bg = self.inputs if bg_idx is None else tuple(t[bg_idx.to(t.device)] for t in self.inputs)
+    t = sage_.sage_importance(self.model, self.inputs, y, score=scorer, activation=act, features=features, background=bg,
+                              n_background=None, n_permutations=n_permutations, max_permutations=max_permutations, tol=tol,
+                              seed=seed, max_rows=max_rows, bs=bs, progress=progress)
+    t.attrs['background_index'] = bg_idx.tolist() if bg_idx is not None else list(range(self.n_rows))
+    return self._finish(t, 'sage', plot, activation=act or 'identity')
+
 # %% ../nbs/20_interpretation.ipynb #bc7b95e3
 @patch
 @delegates(FeatureInterpretation.importance)
@@ -557,6 +589,13 @@ def h_statistic(self:Learner, cols=None, df:pd.DataFrame|None=None, dl=None, **k
 def feature_sensitivity(self:Learner, df:pd.DataFrame|None=None, dl=None, **kwargs):
     "Label-free sensitivity of the prediction to each column (see `FeatureInterpretation.sensitivity`)."
     return FeatureInterpretation.from_learner(self, df=df, dl=dl).sensitivity(**kwargs)
+
+# %% ../nbs/20_interpretation.ipynb #4ad262eb
+@patch
+@delegates(FeatureInterpretation.sage)
+def sage_importance(self:Learner, df:pd.DataFrame|None=None, dl=None, **kwargs):
+    "SAGE values of each column (or group): Shapley shares of the loss reduction (see `FeatureInterpretation.sage`)."
+    return FeatureInterpretation.from_learner(self, df=df, dl=dl).sage(**kwargs)
 
 # %% ../nbs/20_interpretation.ipynb #d638e78e
 @patch

@@ -1,4 +1,4 @@
-"""`plot_importance` for any importance table (one or several folds), `plot_output_matrix` for per-output tables, and the retraining views: rank comparison, methods side by side, null importance, selection history.
+"""`plot_importance` for any importance table (one or several folds), `plot_output_matrix` for per-output tables, `plot_sage` for SAGE tables, and the retraining views: rank comparison, methods side by side, null importance, selection history.
 
 Docs: https://fastai-featimp.github.io/fastai_featimp/plots.importance.html.md"""
 
@@ -14,7 +14,7 @@ from ..core.tables import combine_importance
 from .figures import TYPE_COLORS, short_name, new_axes, heatmap
 
 # %% auto #0
-__all__ = ['plot_importance', 'plot_output_matrix', 'plot_rank_comparison', 'plot_methods', 'plot_null_importance',
+__all__ = ['plot_importance', 'plot_sage', 'plot_output_matrix', 'plot_rank_comparison', 'plot_methods', 'plot_null_importance',
            'plot_selection']
 
 # %% ../../nbs/16a_plots.importance.ipynb #858041d6
@@ -63,6 +63,25 @@ def plot_importance(fi:pd.DataFrame, # an importance table (one or several folds
     handles = [Patch(color=TYPE_COLORS[k], label=k) for k in kinds] if len(kinds) > 1 else []
     if folds: handles += [c for c in ax.collections if c.get_label() == 'fold values'][:1]
     if handles: ax.legend(handles=handles, loc='lower right', fontsize=8)
+    return ax
+
+# %% ../../nbs/16a_plots.importance.ipynb #b3a20ecc
+def plot_sage(sg:pd.DataFrame, # a SAGE table (`sage_importance`, `interp.sage`): feature, sage, std
+              ax=None, # matplotlib axes to draw on (default: a new figure)
+              top:int|None=None, # show only the `top` largest values
+              title:str|None=None, # default: from the losses in `attrs` when the table has them
+             ):
+    "Horizontal bars of SAGE values, largest at the top, with ±1.96 standard errors; returns the axes."
+    need = {'feature', 'sage', 'std'}
+    if not need <= set(sg.columns): raise ValueError(f"pass a SAGE table: it needs columns {sorted(need)}; it has {list(sg.columns)}.")
+    a = sg.attrs
+    d = sg.assign(ci_low=sg['sage'] - 1.96 * sg['std'], ci_high=sg['sage'] + 1.96 * sg['std'])
+    if title is None and {'loss_full', 'loss_empty'} <= set(a):
+        title = (f"SAGE: {a.get('metric', 'loss')} {a['loss_empty']:.4g} with no feature known, {a['loss_full']:.4g} with all "
+                 f"({a.get('n_permutations', '?')} orders, 95% intervals)")
+    ax = plot_importance(d, ax=ax, error='ci', top=top, title=title, value='sage')
+    metric = a.get('metric')
+    ax.set_xlabel(f"SAGE value: {'gain' if a.get('higher_is_better') else 'reduction'} in {metric}" if metric else 'SAGE value')
     return ax
 
 # %% ../../nbs/16a_plots.importance.ipynb #f6f7268b
