@@ -20,12 +20,12 @@ ONE_HOT_MAX_LEVELS = 50 # categorical predictors with more levels are frequency 
 MAX_CLASSES = 256 # a categorical with more levels is modelled on its most frequent levels plus 'other' (drawn marginally)
 
 def column_kinds(inputs, # tuple of 2-D tensors (rows x columns)
-                 features=(), # `Feature`s whose `kind` says what their columns are
+                 features=(), # `Feature`s: a one-column feature of kind 'categorical' makes a float column categorical
                 )->dict:
-    "`(input, column) -> 'categorical' / 'continuous'`: from the features' kinds, else integer columns are categorical."
+    "`(input, column) -> 'categorical' / 'continuous'`: integer columns are categorical codes, float columns continuous."
     kinds = {(i, c): 'continuous' if x.is_floating_point() else 'categorical' for i, x in enumerate(inputs) for c in range(x.shape[-1])}
     for f in features:
-        if f.kind in ('categorical', 'continuous'): kinds.update({ic: f.kind for ic in f.columns})
+        if f.kind == 'categorical' and len(f.columns) == 1: kinds[f.columns[0]] = 'categorical'
     return kinds
 
 # %% ../../nbs/11a_analyses.conditional.ipynb #e387d805
@@ -70,10 +70,7 @@ class ConditionalSampler:
         g = derived_generator(self.seed, 'conditional', name, r)
         donor = torch.randperm(self.n, generator=g)
         out = torch.empty(self.n, len(f.columns), dtype=torch.float64)
-        if name in self._cont:
-            at, mu, res = self._cont[name]
-            out[:, at] = mu + res[donor]                             # residual permutation
-        for k, (keep, W, b, levels, rare) in self._cats.get(name, {}).items():
+        for k, (keep, W, b, levels, rare) in self._cats.get(name, {}).items():   # categorical columns first ...
             u = torch.rand(self.n, 1, generator=g, dtype=torch.float64)
             cls = torch.cat([(_probs(self._X[a:a + 65536, keep], W, b).cumsum(1) < u[a:a + 65536]).sum(1)
                              for a in range(0, self.n, 65536)]).clamp_max(len(levels) - 1)
@@ -82,6 +79,10 @@ class ConditionalSampler:
                 other = cls == len(levels) - 1
                 vals[other] = rare[torch.randint(len(rare), (int(other.sum()),), generator=g)].double()
             out[:, k] = vals
+        if name in self._cont:                                        # ... then the continuous ones given them
+            at, mu, res, tables = self._cont[name]
+            for k, lv, tab in tables: mu = mu + tab[torch.searchsorted(lv, out[:, k].long())]
+            out[:, at] = mu + res[donor]                              # residual permutation
         return out, donor
 
     def __repr__(self): return f"ConditionalSampler({self.n} rows, {len(self.features)} features: {self.fit})"
@@ -123,24 +124,28 @@ def fit_conditional_sampler(inputs, # tensor or tuple of 2-D tensors (rows x col
     ids = {ic: k for k, ic in enumerate(kinds)}
     own = np.array([ids[o] for o in owner], dtype=np.int64)
     Xd = X.double(); G = Xd.T @ Xd
-    cont_cols = [ic for f in features for ic in f.columns if kinds[ic] == 'continuous']
-    Y = torch.stack([torch.nan_to_num(inputs[i][:, c].detach().cpu().double()) for i, c in cont_cols], 1) if cont_cols else torch.zeros(n, 0, dtype=torch.float64)
-    XtY = Xd.T @ (Y - Y.mean(0)) if cont_cols else None
     fit_rows = torch.randperm(n, generator=derived_generator(seed, 'conditional fit'))[:max_fit_rows] if n > max_fit_rows else None
     cont, cats, fit = {}, {}, {}
     for f in features:
         keep = torch.as_tensor(np.flatnonzero(~np.isin(own, [ids[ic] for ic in f.columns])), dtype=torch.long)
         at = [k for k, ic in enumerate(f.columns) if kinds[ic] == 'continuous']
         score = {}
-        if at:
-            cols = [cont_cols.index(f.columns[k]) for k in at]
-            y = Y[:, cols]
-            beta = _ridge(G, XtY[:, cols], keep, alpha, n)
-            mu = y.mean(0) + Xd[:, keep] @ beta
-            res = y - mu
+        if at:   # ridge on the columns outside the feature and (for a group or an `_na` pair) its own categorical columns
+            y = torch.stack([torch.nan_to_num(inputs[i][:, c].detach().cpu().double()) for i, c in (f.columns[k] for k in at)], 1)
+            own_cats = [(k, ic) for k, ic in enumerate(f.columns) if kinds[ic] == 'categorical']
+            inner = [np.flatnonzero(own == ids[ic]) for _, ic in own_cats]
+            both = torch.cat([keep] + [torch.as_tensor(x, dtype=torch.long) for x in inner])
+            beta = _ridge(G, Xd.T @ (y - y.mean(0)), both, alpha, n)   # per feature: its numbers do not depend on the others'
+            mu, fitted, tables, at_row = y.mean(0) + Xd[:, keep] @ beta[:len(keep)], 0., [], len(keep)
+            for (k, (i, c)), cols in zip(own_cats, inner):             # each level's share of the fit, looked up per draw
+                lv, inv = torch.unique(inputs[i][:, c].detach().cpu().long(), return_inverse=True)
+                first = torch.full((len(lv),), n).scatter_reduce(0, inv, torch.arange(n), 'amin')
+                tab = Xd[first][:, cols] @ beta[at_row:at_row + len(cols)]; at_row += len(cols)
+                tables.append((k, lv, tab)); fitted = fitted + tab[inv]
+            res = y - mu - fitted
             ss = ((y - y.mean(0)) ** 2).sum(0)
             r2 = torch.where(ss > 0, 1 - (res ** 2).sum(0) / ss.clamp_min(1e-300), torch.ones_like(ss))
-            cont[f.name] = (at, mu, res); score['r2'] = float(r2.mean())
+            cont[f.name] = (at, mu, res, tables); score['r2'] = float(r2.mean())
         models, accs = {}, []
         for k, (i, c) in enumerate(f.columns):
             if kinds[(i, c)] != 'categorical': continue
