@@ -97,7 +97,7 @@ def _ridge(G, XtY, keep, alpha, n):
 def _softmax_fit(X, y, K, steps, wd):
     "Multinomial logistic regression by full-batch L-BFGS from zeros (deterministic)."
     W = torch.zeros(X.shape[1], K, requires_grad=True); b = torch.zeros(K, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=steps, history_size=20, line_search_fn='strong_wolfe', tolerance_grad=1e-6)
+    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=steps, history_size=20, line_search_fn='strong_wolfe', tolerance_grad=1e-4, tolerance_change=1e-7)
     def closure():
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(X @ W + b, y) + wd * (W * W).sum()
@@ -110,7 +110,7 @@ def fit_conditional_sampler(inputs, # tensor or tuple of 2-D tensors (rows x col
                             seed:int=0, # seed of the draws (and of the rows a categorical model is fitted on)
                             alpha:float=1e-3, # ridge penalty, as a share of the rows
                             steps:int=200, # L-BFGS iterations of each categorical model
-                            max_fit_rows:int=20_000, # categorical models are fitted on a seeded sample of this many rows
+                            max_fit_rows:int=10_000, # categorical models are fitted on a seeded sample of this many rows
                            )->ConditionalSampler:
     "Fit, for each feature, a model of its columns from the other columns: ridge for continuous, softmax regression for categorical."
     inputs = as_inputs(inputs)

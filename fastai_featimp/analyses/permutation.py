@@ -240,7 +240,7 @@ def adaptive_settled(values, # one sequence of repeated importances per feature 
         settled[f] = bool(clear or (hi[f] - lo[f]) / 2 <= tol * scale)
     return settled
 
-# %% ../../nbs/10_analyses.permutation.ipynb #0a01378a
+# %% ../../nbs/10_analyses.permutation.ipynb #f49595d1
 def _alone_in_stratum(strata:dict, # feature name -> stratum id per row
                       names:list, # the features scored
                      )->dict:
