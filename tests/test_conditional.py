@@ -146,3 +146,10 @@ def test_bad_values(clean_interp):
         it.importance(conditional=1.5, progress=False)
     with pytest.raises(ValueError, match='needs 2-D inputs'):
         permutation_importance(lambda x: x.sum((1, 2)), torch.randn(10, 3, 2), torch.randn(10), conditional=True, progress=False)
+
+
+def test_alone_in_stratum_warning_names_the_features():
+    from fastai_featimp.analyses.permutation import _alone_in_stratum
+    with pytest.warns(UserWarning, match=r"never shuffled for 'a' \(100% of rows\); its importance collapses") as w:
+        share = _alone_in_stratum({'a': np.arange(10), 'b': np.repeat([0, 1], 5), 'c': np.arange(10)}, ['a', 'b'])
+    assert share == {'a': 1.0, 'b': 0.0} and "'b'" not in str(w[0].message)   # only scored features, only collapsed ones
