@@ -23,6 +23,7 @@ from .adapters.tabular.reconcile import *
 from .adapters.tabular.encode import *
 from .analyses.permutation import *
 from .analyses.associations import *
+from .analyses.conditional import *
 from .analyses.interactions import *
 from .analyses.pdp import *
 from .analyses.ale import *

@@ -12,7 +12,7 @@ import torch
 from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastai.learner import Learner
-from .core.checks import check_int, check_number, check_bool, check_fits, as_names, resolve_seed, derived_generator, subsample_rows
+from .core.checks import check_int, check_number, check_bool, check_choice, check_fits, as_names, resolve_seed, derived_generator, subsample_rows
 from .core.engine import Job, eval_mode, predict_jobs
 from .core.features import resolve_features
 from .adapters.tabular.spec import LearnerSpec, validation_rows
@@ -209,9 +209,9 @@ def importance(self:FeatureInterpretation,
                higher_is_better:bool|None=None, # override the metric's direction
                max_rows:int|None=None, # score a seeded random subsample of this many rows
                auto_threshold:float=0.7, # with `groups='auto'`: average association within a group
-               conditional:bool|dict=False, # permute within strata of associated columns (or dict name -> partners)
-               cond_threshold:float=0.5, # with `conditional=True`: association that makes a partner
-               n_bins:int=4, # with `conditional`: quantile bins per continuous partner
+               conditional:bool|str|dict=False, # True / 'model': draw each column from a model of it given the others; 'strata' (or a dict name -> partners): permute within strata of associated columns
+               cond_threshold:float=0.5, # with `conditional='strata'`: association that makes a partner
+               n_bins:int=4, # with `conditional='strata'`: quantile bins per continuous partner
                per_output:bool=False, # multi-target regression: one row per feature and target
                interval:str='rows', # 'rows' (covers the shuffling and the test rows) or 'repeats' (the shuffling only)
                n_boot:int=100, # bootstrap resamples for the interval of a metric that is not a mean over rows
@@ -220,8 +220,14 @@ def importance(self:FeatureInterpretation,
               )->pd.DataFrame:
     "Permutation importance of each column (or group): how much worse the score gets when it is shuffled, as a sorted table."
     progress, plot, per_output = (check_bool(v, k) for v, k in ((progress, 'progress'), (plot, 'plot'), (per_output, 'per_output')))
-    if conditional is not False and conditional is not None:
+    if conditional is None: conditional = False
+    if isinstance(conditional, str): check_choice(conditional, 'conditional', ('model', 'strata'))
+    elif not isinstance(conditional, (bool, dict)):
+        raise TypeError(f"conditional must be True, False, 'model', 'strata' or a dict name -> partners, got {conditional!r}.")
+    mode = 'strata' if isinstance(conditional, dict) or conditional == 'strata' else 'model' if conditional else False
+    if mode:
         n_bins = check_fits(check_int(n_bins, 'n_bins', min=1), 'n_bins', 64 * len(self.features), 'the bin edges of the partners')
+        check_number(cond_threshold, 'cond_threshold', min=0, max=1)
     y = self.targets()
     scorer = self.spec.scorer(metric, higher_is_better)
     if per_output and (y.ndim < 2 or y.shape[-1] < 2):
@@ -235,15 +241,15 @@ def importance(self:FeatureInterpretation,
         extra['auto_groups'] = groups
     features = resolve_features(self.features, groups, cols)
     strata = None
-    if conditional is not False and conditional is not None:
-        if not isinstance(conditional, (bool, dict)): raise TypeError(f"conditional must be True, False or a dict name -> partners, got {conditional!r}.")
+    if mode == 'strata':
         fr = self.feature_frame()
         if assoc is None and not isinstance(conditional, dict): assoc = self.correlations()
         strata, partners = assoc_.partner_strata(fr, fr.attrs['kinds'], {f.name: list(f.members or (f.name,)) for f in features},
                                                  assoc, cond_threshold, conditional if isinstance(conditional, dict) else None, n_bins)
-        extra.update(conditional=True, partners=partners, n_bins=n_bins)
+        extra.update(partners=partners, n_bins=n_bins)
     fi = perm_.permutation_importance(self.model, self.inputs, y, score=scorer, features=features, n_repeats=n_repeats,
                                       seed=seed, max_rows=max_rows, bs=bs, progress=progress, strata=strata, per_output=per_output,
+                                      conditional=mode == 'model',
                                       interval=interval, n_boot=n_boot, max_repeats=max_repeats, tol=tol)
     if per_output:
         fi['output'] = fi.output.map(dict(zip([f'out{k}' for k in range(y.shape[-1])], self.outputs)))

@@ -117,7 +117,7 @@ def twin_learner():
 def test_conditional_removes_credit_of_correlated_irrelevant_column(twin_learner):
     learn, te = twin_learner
     plain = learn.feature_importance(df=te, seed=0, progress=False).set_index('feature')
-    cond = learn.feature_importance(df=te, conditional=True, n_bins=10, seed=0, progress=False)
+    cond = learn.feature_importance(df=te, conditional='strata', n_bins=10, seed=0, progress=False)
     assert cond.attrs['partners'] == {'x': ['x_twin'], 'x_twin': ['x']}
     c = cond.set_index('feature')
     # plain permutation credits the twin heavily (the net reads x partly through it) ...
@@ -128,6 +128,10 @@ def test_conditional_removes_credit_of_correlated_irrelevant_column(twin_learner
     assert abs(c.loc['x_twin', 'importance']) < 0.05 * c.loc['z', 'importance']
     # a column without partners is scored exactly as in the plain run (same seed, same shared permutation)
     assert c.loc['z', 'importance'] == plain.loc['z', 'importance']
+    # the model sampler (conditional=True) takes the twin's shared credit away too, and leaves the independent z alone
+    m = learn.feature_importance(df=te, conditional=True, seed=0, progress=False).set_index('feature')
+    assert abs(m.loc['x_twin', 'importance']) < 0.1 * plain.loc['x_twin', 'importance']
+    assert abs(m.loc['z', 'importance'] / plain.loc['z', 'importance'] - 1) < 0.25
 
 
 def test_correlated_bad_inputs_and_nothing_mutated(twin_learner):

@@ -15,6 +15,7 @@ from ..core.checks import check_int, check_number, check_bool, check_choice, che
 from ..core.engine import Job, predict_jobs, eval_mode, as_inputs, announce_cost, default_bs
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
+from .conditional import fit_conditional_sampler
 from ..core.scoring import Scorer, mean_squared_error
 from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se, no_narrower, t_p_value
 from ..adapters.tensors import prepare_inputs
@@ -148,10 +149,11 @@ class _Plan:
 
 PERM_CACHE_BYTES = 2**27 # shared permutations are kept up to this many bytes, then drawn again (the same ones)
 
-def _run_permutations(predict, inputs, features, pairs, seed, strata, bs, progress, tally, baseline=True):
+def _run_permutations(predict, inputs, features, pairs, seed, strata, bs, progress, tally, baseline=True, sampler=None):
     "Run the baseline (optionally) and the jobs of `pairs` (a `_Plan`) through the engine, feeding `tally`; jobs are made as the passes need them."
     n, dev = len(inputs[0]), inputs[0].device
     strata, shared, meta = strata or {}, {}, {}
+    vdt = torch.float64 if any(x.dtype == torch.float64 for x in inputs) else torch.float32   # codes are exact in either
     def perm(f, r):
         name = features[f].name
         if name in strata: return repeat_permutation(n, seed, r, strata[name], name, dev)
@@ -162,6 +164,9 @@ def _run_permutations(predict, inputs, features, pairs, seed, strata, bs, progre
     def jobs():
         if baseline: meta[0] = None; yield Job()
         for k, (f, r, last) in enumerate(pairs, start=int(baseline)):
+            if sampler is not None and features[f].name in sampler:   # conditional draws: replacement values, residual donors
+                v, p = sampler.draw(features[f].name, r)
+                meta[k] = (f, p.to(dev), last, r); yield Job(features[f].columns, values=v.to(vdt)); continue
             p = perm(f, r); meta[k] = (f, p, last, r); yield Job(features[f].columns, p)
     total = len(pairs) + int(baseline)
     announce_cost(total, n, bs or default_bs(inputs, predict=predict), f'this permutation run ({len(features)} features)')
@@ -235,6 +240,24 @@ def adaptive_settled(values, # one sequence of repeated importances per feature 
         settled[f] = bool(clear or (hi[f] - lo[f]) / 2 <= tol * scale)
     return settled
 
+# %% ../../nbs/10_analyses.permutation.ipynb #f49595d1
+def _alone_in_stratum(strata:dict, # feature name -> stratum id per row
+                      names:list, # the features scored
+                     )->dict:
+    "Share of rows alone in their stratum (never moved by a within-strata permutation) per scored feature; warns above one half."
+    share = {}
+    for k in names:
+        if k not in strata: continue
+        _, inv, cnt = torch.unique(torch.as_tensor(np.asarray(strata[k])).long(), return_inverse=True, return_counts=True)
+        share[k] = float((cnt[inv] == 1).double().mean())
+    bad = {k: v for k, v in share.items() if v > 0.5}
+    if bad:
+        warn_caller("conditional permutation within strata: most rows are alone in their stratum and are never shuffled for "
+                    + ', '.join(f"{k!r} ({v:.0%} of rows)" for k, v in bad.items())
+                    + "; its importance collapses towards 0. Use conditional=True (the model sampler), fewer partners "
+                      "(a higher cond_threshold) or fewer n_bins.")
+    return share
+
 # %% ../../nbs/10_analyses.permutation.ipynb #45f8b91b
 def permutation_importance(predict, # model: `nn.Module` (eval mode for the call) or callable; given numpy arrays if `inputs` are numpy
                            inputs, # tensor / array, or tuple of them, rows on axis 0; features on `feature_axis`
@@ -251,7 +274,8 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
                            bs:int|None=None, # rows per forward pass (default: 8,192 on CPU, from free memory on a GPU)
                            device=None, # where to run (default: the module's device, else the inputs')
                            progress:bool=True, # show a progress bar
-                           strata:dict|None=None, # feature name -> stratum id per row: conditional permutation
+                           strata:dict|None=None, # feature name -> stratum id per row: conditional permutation within strata
+                           conditional:bool=False, # replace each feature by draws from a model of it given the other columns (`analyses.conditional`)
                            feature_axis:int=-1, # axis of the features in each input (3-D: samples x time x features)
                            per_output:bool=False, # score each output column separately: a feature x output table
                            interval:str='rows', # 'rows' (shuffling and test rows) or 'repeats' (shuffling only)
@@ -281,6 +305,10 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     scorer = Scorer(score if score is not None else mean_squared_error, higher_is_better=higher_is_better)
     if strata: strata = {k: (torch.as_tensor(np.asarray(v))[idx] if idx is not None else v) for k, v in strata.items()}
     n, F = len(inputs[0]), len(features)
+    conditional, sampler, alone = check_bool(conditional, 'conditional'), None, {}
+    if conditional and strata: raise ValueError("pass either conditional=True (the model sampler) or strata, not both.")
+    if conditional: sampler = fit_conditional_sampler(inputs, features, seed)
+    if strata: alone = _alone_in_stratum(strata, [f.name for f in features])
     if interval == 'rows' and n < 20:
         warn_caller(f"only {n} rows: below 20 rows the row part of the interval (the sampling of the test rows) cannot be "
                       f"estimated well; the interval is kept no narrower than the shuffling-only one ('repeats'), but "
@@ -297,7 +325,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
         while True:
             pairs = _Plan([(f, range(counts[f], want[f])) for f in range(F)])
             if not pairs and rounds: break
-            _run_permutations(model, inputs, features, pairs, seed, strata, bs, progress, tally, baseline=rounds == 0)
+            _run_permutations(model, inputs, features, pairs, seed, strata, bs, progress, tally, baseline=rounds == 0, sampler=sampler)
             counts, rounds = list(want), rounds + 1
             if not auto: break
             done = adaptive_settled([scorer.importance(np.array(tally.scores[f]), tally.base) for f in range(F)], tol)
@@ -326,6 +354,9 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
     attrs = dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
                  n_repeats='auto' if auto else n_repeats, seed=seed, n_rows=n, interval=label, n_jobs=1 + sum(counts))
     if tally.note: attrs['interval_note'] = f"bootstrap over rows: {tally.note}"
+    attrs['conditional'] = 'model' if conditional else 'strata' if strata else False
+    if sampler is not None: attrs['sampler_fit'] = {f.name: dict(sampler.fit[f.name]) for f in features}
+    if strata: attrs['alone_in_stratum'] = alone
     if tally.kind == 'bootstrap': attrs['n_boot'] = n_boot
     if auto: attrs.update(max_repeats=max_repeats, tol=tol, rounds=rounds)
     if per_output:
