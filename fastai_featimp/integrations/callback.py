@@ -17,12 +17,14 @@ from ..core.engine import eval_mode
 from ..adapters.tabular.spec import LearnerSpec, validation_rows
 from ..adapters.tabular.encode import encode_dataloader
 from ..interpretation import FeatureInterpretation
+from .trackers import log_importance, resolve_tracker
 
 # %% auto #0
-__all__ = ['FeatureImportanceCallback']
+__all__ = ['TRACKER_NAMES', 'FeatureImportanceCallback']
 
 # %% ../../nbs/60_integrations.callback.ipynb #52ea631c
 _HISTORY_TAIL = ['baseline', 'metric', 'n_rows', 'seconds']
+TRACKER_NAMES = ('mlflow', 'tensorboard', 'wandb', 'auto')
 
 class FeatureImportanceCallback(Callback):
     "Permutation importance on a fixed seeded subsample after every `every` epochs, kept in `learn.feature_importance_history`."
@@ -35,8 +37,9 @@ class FeatureImportanceCallback(Callback):
                  n_repeats:int=3, # permutations per feature
                  metric=None, # None (the loss), a name, a function or a fastai `Metric`
                  seed:int=0, # seed of the rows and the permutations
-                 tracker=None, # log each table: 'mlflow', 'tensorboard' / a SummaryWriter, 'wandb' / a run (`log_importance`)
+                 tracker=None, # log each table: 'mlflow', 'tensorboard' / a SummaryWriter, 'wandb' / a run, or 'auto' (the learner's TensorBoard/Wandb callback)
                  groups=None, # features permuted jointly (as in `FeatureInterpretation.importance`)
+                 prefix:str='importance', # the tracker's keys: `{prefix}/{feature}`
                 ):
         super().__init__()
         if df is not None and not hasattr(df, 'columns'): raise TypeError(f"df must be a DataFrame of raw labelled rows or None (the validation set), got {type(df).__name__}.")
@@ -45,7 +48,10 @@ class FeatureImportanceCallback(Callback):
         self.n_rows = check_int(n_rows, 'n_rows', min=1, none_ok=True)
         self.n_repeats = check_int(n_repeats, 'n_repeats', min=1)
         self.seed = check_int(seed, 'seed', min=0)
-        self.tracker, self._interp, self._tables, self._epochs_done = tracker, None, [], 0
+        if isinstance(tracker, str):
+            if tracker not in TRACKER_NAMES: raise ValueError(f"tracker must be None, one of {list(TRACKER_NAMES)}, a SummaryWriter or a wandb run, got {tracker!r}.")
+        elif tracker is not None: resolve_tracker(tracker)   # a TypeError now for an object that is no writer or run
+        self.tracker, self.prefix, self._interp, self._tables, self._epochs_done = tracker, prefix, None, [], 0
 
     @property
     def name(self): return 'feature_importance_cb'   # not `feature_importance`: that is the learner's method
@@ -99,8 +105,18 @@ class FeatureImportanceCallback(Callback):
         self.learn.feature_importance_history = self.importance_history
         if self.tracker is not None: self._log(fi, epoch)
 
+    def _tracker(self):
+        "The tracker to log to: `tracker`, or with 'auto' the learner's `TensorBoardCallback` writer or `WandbCallback` run."
+        if not (isinstance(self.tracker, str) and self.tracker == 'auto'): return self.tracker
+        for cb in self.learn.cbs:
+            if type(cb).__name__ == 'TensorBoardCallback' and getattr(cb, 'writer', None) is not None: return cb.writer
+            if type(cb).__name__ == 'WandbCallback': return 'wandb'
+        raise ValueError("tracker='auto' logs through the learner's TensorBoardCallback or WandbCallback, and it has neither: "
+                         "add one, or pass tracker='mlflow', 'tensorboard', 'wandb', a SummaryWriter or a wandb run.")
+
     def _log(self, fi, epoch):
-        raise NotImplementedError("tracker= logs through integrations.trackers.log_importance")
+        "Log this epoch's table through `log_importance` (step: the epoch; the RNG states put back)."
+        with isolated_seed(self.seed): log_importance(fi, self._tracker(), step=epoch, prefix=self.prefix)
 
     def after_fit(self):
         "Count this fit's epochs (the next fit's continue from them) and drop the encoded rows."
