@@ -16,6 +16,7 @@ from ..core.state import isolated_seed
 from ..core.engine import eval_mode
 from ..adapters.tabular.spec import LearnerSpec, validation_rows
 from ..adapters.tabular.encode import encode_dataloader
+from ..adapters.tabular.reconcile import as_pandas
 from ..interpretation import FeatureInterpretation
 from .trackers import log_importance, resolve_tracker
 
@@ -31,7 +32,7 @@ class FeatureImportanceCallback(Callback):
     order = Recorder.order + 1   # after the Recorder: the epoch's metrics are logged first
     _stateattrs = ('_interp',)   # the encoded rows are not pickled with the learner (`learn.export`)
 
-    def __init__(self, df:pd.DataFrame|None=None, # raw labelled rows to score on (default: the validation set)
+    def __init__(self, df:pd.DataFrame|None=None, # raw labelled rows to score on: pandas, polars or pyarrow (default: the validation set)
                  every:int=1, # score after every `every` epochs
                  n_rows:int|None=2000, # rows drawn (seeded) from them, once (None: all)
                  n_repeats:int=3, # permutations per feature
@@ -42,7 +43,8 @@ class FeatureImportanceCallback(Callback):
                  prefix:str='importance', # the tracker's keys: `{prefix}/{feature}`
                 ):
         super().__init__()
-        if df is not None and not hasattr(df, 'columns'): raise TypeError(f"df must be a DataFrame of raw labelled rows or None (the validation set), got {type(df).__name__}.")
+        df = as_pandas(df, 'df')   # polars / pyarrow: to pandas once, here
+        if df is not None and not isinstance(df, pd.DataFrame): raise TypeError(f"df must be a DataFrame of raw labelled rows (pandas, polars or pyarrow) or None (the validation set), got {type(df).__name__}.")
         self.df, self.metric, self.groups = df, metric, groups
         self.every = check_int(every, 'every', min=1)
         self.n_rows = check_int(n_rows, 'n_rows', min=1, none_ok=True)
