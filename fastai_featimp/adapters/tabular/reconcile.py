@@ -209,7 +209,7 @@ class ReconcilePlan:
                       convert_continuous(col) if kind == 'continuous' else col)
         return pd.DataFrame(out)
 
-# %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #ee39e3ef
+# %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #f8b58abd
 def _frame_library(df)->str|None:
     "'polars' or 'pyarrow' for a frame of those libraries (by its type's module; neither is imported), else None."
     mod = type(df).__module__.split('.')[0]
