@@ -36,7 +36,11 @@ from .plots.importance import *
 from .plots.associations import *
 from .plots.dependence import *
 from .plots.shapley import *
+from .plots.history import *
 from .interpretation import *
+from .integrations.trackers import *
+from .integrations.callback import *
+from .integrations.shap import *
 from .retrain.recipe import *
 from .retrain.cache import *
 from .retrain.executor import *
@@ -49,6 +53,6 @@ from .present.html import *
 from .present.report import *
 from .present.demo_report import *
 import importlib as _importlib
-_MODULES = ('core.checks', 'core.engine', 'core.scoring', 'core.summary', 'core.features', 'core.permutations', 'core.tables', 'core.state', 'adapters.tensors', 'adapters.tabular.metrics', 'adapters.tabular.spec', 'adapters.tabular.reconcile', 'adapters.tabular.encode', 'analyses.permutation', 'analyses.associations', 'analyses.interactions', 'analyses.pdp', 'analyses.ale', 'analyses.hstat', 'analyses.shapley', 'analyses.sage', 'analyses.sensitivity', 'plots.figures', 'plots.importance', 'plots.associations', 'plots.dependence', 'plots.shapley', 'interpretation', 'retrain.recipe', 'retrain.cache', 'retrain.executor', 'retrain.drop_column', 'retrain.folds', 'retrain.null', 'retrain.selection', 'demo', 'present.html', 'present.report', 'present.demo_report')
+_MODULES = ('core.checks', 'core.engine', 'core.scoring', 'core.summary', 'core.features', 'core.permutations', 'core.tables', 'core.state', 'adapters.tensors', 'adapters.tabular.metrics', 'adapters.tabular.spec', 'adapters.tabular.reconcile', 'adapters.tabular.encode', 'analyses.permutation', 'analyses.associations', 'analyses.conditional', 'analyses.interactions', 'analyses.pdp', 'analyses.ale', 'analyses.hstat', 'analyses.shapley', 'analyses.sage', 'analyses.sensitivity', 'plots.figures', 'plots.importance', 'plots.associations', 'plots.dependence', 'plots.shapley', 'plots.history', 'interpretation', 'integrations.trackers', 'integrations.callback', 'integrations.shap', 'retrain.recipe', 'retrain.cache', 'retrain.executor', 'retrain.drop_column', 'retrain.folds', 'retrain.null', 'retrain.selection', 'demo', 'present.html', 'present.report', 'present.demo_report')
 __all__ = [n for m in _MODULES for n in _importlib.import_module(f'fastai_featimp.{m}').__all__]
 del _importlib

@@ -16,7 +16,7 @@ from .core.checks import check_int, check_number, check_bool, check_choice, chec
 from .core.engine import Job, eval_mode, predict_jobs
 from .core.features import resolve_features
 from .adapters.tabular.spec import LearnerSpec, validation_rows
-from .adapters.tabular.reconcile import ReconcilePlan, reconcile_plan
+from .adapters.tabular.reconcile import ReconcilePlan, reconcile_plan, as_pandas
 from .adapters.tabular.encode import (EncodedData, encode_frame, encode_dataloader, raw_frame, encoded_columns,
                                                     encode_column_values)
 from .analyses import permutation as perm_
@@ -50,12 +50,12 @@ class FeatureInterpretation:
 
     @classmethod
     def from_learner(cls, learn:Learner, # a fastai tabular learner
-                     df:pd.DataFrame|None=None, # rows in raw form (labels needed by `importance`/`double_permutation` only)
+                     df:pd.DataFrame|None=None, # rows in raw form: pandas, polars or a pyarrow Table (labels needed by `importance`/`double_permutation` only)
                      dl=None, # or a tabular DataLoader (default: `learn.dls.valid`)
                      unseen:str='warn', # categorical values never seen in training: 'warn', 'raise' or 'ignore'
                     ):
         "Read `learn` once and encode `df` (or `dl`, default `learn.dls.valid`) once, through the learner's own procs (compact codes)."
-        spec = LearnerSpec.from_learner(learn)
+        spec, df = LearnerSpec.from_learner(learn), as_pandas(df, 'df')   # polars / pyarrow: to pandas once, here
         if df is not None and dl is not None: raise ValueError("pass either df or dl, not both.")
         if df is None: return cls(spec, encode_dataloader(spec, dl, compact=True), dl=dl, source='dl' if dl is not None else 'dls.valid')
         plan = reconcile_plan(spec, df, None, unseen)
@@ -453,6 +453,7 @@ def explain(self:FeatureInterpretation,
     features = resolve_features(self.features, groups)
     method = shap_.choose_method(method, len(features), n_permutations)
     dev = self.spec.device
+    rows = as_pandas(rows, 'rows')
     if isinstance(rows, pd.DataFrame):
         if not rows.index.is_unique:
             dup = rows.index[rows.index.duplicated()][:3].tolist()
@@ -609,8 +610,9 @@ def sage_importance(self:Learner, df:pd.DataFrame|None=None, dl=None, **kwargs):
 def explain(self:Learner, rows:pd.DataFrame, df:pd.DataFrame|None=None, background:pd.DataFrame|None=None, **kwargs):
     "Shapley attributions for the raw `rows`, against a background drawn from `df` / `background` / `learn.dls.valid`."
     if df is not None and background is not None: raise ValueError("pass either df (a pool to sample the background from) or background, not both.")
+    rows, df, background = as_pandas(rows, 'rows'), as_pandas(df, 'df'), as_pandas(background, 'background')
     if not isinstance(rows, pd.DataFrame):
-        raise TypeError(f"rows must be a pandas DataFrame of raw rows, got {type(rows).__name__}" +
+        raise TypeError(f"rows must be a pandas DataFrame of raw rows (or a polars DataFrame / pyarrow Table), got {type(rows).__name__}" +
                         (" (for one row use df.iloc[[i]], which keeps the frame)." if isinstance(rows, pd.Series) else "."))
     if background is None and df is None:
         if validation_rows(self) == 0:

@@ -14,5 +14,5 @@ def test_readme_states_the_two_commands():
     txt = (ROOT / 'README.md').read_text()
     assert 'python3 -m pip install -e . && fastai-featimp demo' in txt
     ci = (ROOT / '.ci' / 'run').read_text()
-    cmd = 'python3 -m pip install -e ".[dev,ray]" && nbdev-test && python3 -m pytest -q'
+    cmd = 'python3 -m pip install -e ".[dev,ray,integrations]" && nbdev-test && python3 -m pytest -q'
     assert cmd in txt and cmd in ci   # .ci/run runs exactly the README's test command

@@ -74,7 +74,7 @@ def drop_column_importance(recipe:RetrainRecipe, # how to retrain
         raise TypeError(f"recipe must be a RetrainRecipe, got {type(recipe).__name__}" +
                         (": build one with RetrainRecipe.from_learner(learn, train_df)." if hasattr(recipe, 'dls') else "."))
     n_seeds = check_int(n_seeds, 'n_seeds (the noise floor needs a spread of at least 2 retrains)', min=2)
-    recipe.check_test_rows(test_df)
+    test_df = recipe.check_test_rows(test_df)
     recipe.check()
     sets = _drop_sets(recipe, cols, groups)
     seed = recipe.seed if seed is None else resolve_seed(seed)
@@ -149,7 +149,7 @@ def embedding_size_comparison(recipe:RetrainRecipe, # how to retrain
                              )->pd.DataFrame:
     "Permutation importance of the original and of capped / equal-width retrains, side by side, with rank changes."
     recipe.check()
-    recipe.check_test_rows(test_df)
+    test_df = recipe.check_test_rows(test_df)
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
     imp = dict(n_repeats=n_repeats, seed=seed)

@@ -78,7 +78,7 @@ def null_importance(recipe:RetrainRecipe, # how to retrain
     if not isinstance(recipe, RetrainRecipe): raise TypeError(f"recipe must be a RetrainRecipe, got {type(recipe).__name__}.")
     n_null = check_int(n_null, 'n_null', min=2)
     check_choice(fit, 'fit', ('auto', 'normal', 'lognormal', 'gamma'))
-    recipe.check(); recipe.check_test_rows(test_df)
+    recipe.check(); test_df = recipe.check_test_rows(test_df)
     seed = recipe.seed if seed is None else resolve_seed(seed)
     ex = RetrainExecutor(executor, threads)
     imp = dict(n_repeats=check_int(n_repeats, 'n_repeats', min=1), seed=seed, interval='repeats')

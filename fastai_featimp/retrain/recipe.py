@@ -17,6 +17,7 @@ from fastai.tabular.core import Categorify, FillMissing, Normalize
 from fastai.tabular.model import emb_sz_rule
 from ..core.checks import check_int, check_number, as_names, derived_generator, warn_caller
 from ..adapters.tabular.spec import LearnerSpec, retrain_facts
+from ..adapters.tabular.reconcile import as_pandas
 from ..interpretation import FeatureInterpretation
 from ..core.state import isolated_seed
 from fastcore.meta import delegates
@@ -94,7 +95,7 @@ def tabular_architecture(model:nn.Module, # the learner's model (a fastai `Tabul
 @dataclass
 class RetrainRecipe:
     "How to retrain a tabular learner like an existing one, with columns dropped or embedding widths changed."
-    df: pd.DataFrame # raw rows for training and validation
+    df: pd.DataFrame # raw rows for training and validation (pandas; polars / pyarrow frames are converted)
     cat_names: list # categorical input columns (raw: no `_na` indicators)
     cont_names: list # continuous input columns
     y_names: list # target column(s)
@@ -116,6 +117,9 @@ class RetrainRecipe:
         return (f"RetrainRecipe({len(self.df):,} rows; categorical {names(self.cat_names)}; continuous {names(self.cont_names)}; "
                 f"y {self.y_names}; layers {self.learner_kwargs.get('layers', 'default')}; {self.epochs} epochs, lr {self.lr}, "
                 f"bs {self.bs}, seed {self.seed}{'; device ' + self.device if self.device else ''})")
+
+    def __post_init__(self):
+        self.df = as_pandas(self.df, 'df')   # polars / pyarrow training rows: to pandas once, here
 
     @property
     def gpus_per_task(self)->int:
@@ -169,7 +173,8 @@ class RetrainRecipe:
 
     def check_test_rows(self, test_df:pd.DataFrame # labelled held-out rows
                         )->pd.DataFrame:
-        "Raise a ValueError now if `test_df` cannot score the retrained models (empty, or lacking a column)."
+        "`test_df` as pandas (polars / pyarrow converted); a ValueError now if it cannot score the retrained models (empty, or lacking a column)."
+        test_df = as_pandas(test_df, 'test_df')
         if not isinstance(test_df, pd.DataFrame) or len(test_df) == 0: raise ValueError("test_df must be a non-empty labelled DataFrame.")
         missing = [c for c in self.features + list(self.y_names) if c not in test_df.columns]
         if missing: raise ValueError(f"test_df lacks column(s) {missing} needed to score the retrained models.")

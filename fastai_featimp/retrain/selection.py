@@ -67,7 +67,7 @@ def select_features(recipe:RetrainRecipe, # how to retrain
     recipe.check()
     if folds is None:
         if test_df is None: raise ValueError("pass test_df (labelled held-out rows) or folds= to score the retrained models.")
-        recipe.check_test_rows(test_df)
+        test_df = recipe.check_test_rows(test_df)
     n_seeds = check_int(n_seeds, 'n_seeds (the noise floor needs a spread of at least 2 retrains per model)', min=2)
     n_repeats = check_int(n_repeats, 'n_repeats', min=1)
     max_seeds = check_int(2 * n_seeds if max_seeds is None else max_seeds, 'max_seeds', min=n_seeds)

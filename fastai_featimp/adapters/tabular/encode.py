@@ -15,7 +15,7 @@ from fastai.tabular.core import TabularPandas
 from fastai.tabular.data import TabularDataLoaders
 from ...core.checks import warn_caller
 from .spec import LearnerSpec, as_spec, same_value, table_features, table_feature_info
-from .reconcile import ReconcilePlan, reconcile_plan
+from .reconcile import ReconcilePlan, reconcile_plan, as_pandas
 
 # %% auto #0
 __all__ = ['EncodedData', 'code_dtype', 'encode_frame', 'encode_dataloader', 'encode', 'encoded_columns', 'encode_column_values',
@@ -104,7 +104,7 @@ def encode_frame(spec:LearnerSpec, # the learner's spec
                  plan:ReconcilePlan|None=None, # `reconcile_plan(spec, df, labelled, unseen)`, when the caller made it already
                 )->EncodedData:
     "Reconcile `df` with what the learner saw and encode it with the learner's own procs, a chunk of rows at a time."
-    spec = as_spec(spec)
+    spec, df = as_spec(spec), as_pandas(df, name)
     if plan is None: plan = reconcile_plan(spec, df, labelled, unseen, name=name)
     n = len(df)
     labelled_now = all(c in plan.convert for c in spec.y_names) and labelled is not False

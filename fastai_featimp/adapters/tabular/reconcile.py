@@ -14,7 +14,7 @@ from .spec import LearnerSpec
 
 # %% auto #0
 __all__ = ['level_set', 'categorical_conversion', 'convert_categorical', 'convert_continuous', 'reconcile_continuous',
-           'ReconcilePlan', 'reconcile_plan']
+           'ReconcilePlan', 'as_pandas', 'reconcile_plan']
 
 # %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #17c09582
 def _is_num(v): return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
@@ -209,6 +209,27 @@ class ReconcilePlan:
                       convert_continuous(col) if kind == 'continuous' else col)
         return pd.DataFrame(out)
 
+# %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #f8b58abd
+def _frame_library(df)->str|None:
+    "'polars' or 'pyarrow' for a frame of those libraries (by its type's module; neither is imported), else None."
+    mod = type(df).__module__.split('.')[0]
+    return mod if mod in ('polars', 'pyarrow') and callable(getattr(df, 'to_pandas', None) or getattr(df, 'collect', None)) else None
+
+def as_pandas(df, # raw rows: a pandas DataFrame, a polars DataFrame / LazyFrame, a pyarrow Table / RecordBatch (anything else: as is)
+              name:str='df', # what the frame is called in messages
+             ):
+    "A polars or pyarrow frame converted to a pandas DataFrame (once, by its own `.to_pandas()`); anything else returned as it is."
+    lib = _frame_library(df)
+    if lib is None: return df
+    if lib == 'polars' and type(df).__name__ == 'LazyFrame': df = df.collect()
+    if type(df).__name__ not in ('DataFrame', 'Table', 'RecordBatch'):
+        raise TypeError(f"{name} must be a DataFrame of raw rows (pandas, polars or a pyarrow Table), got a {lib} {type(df).__name__}.")
+    try: out = df.to_pandas()
+    except ImportError as e:
+        raise ImportError(f"{name} is a {lib} {type(df).__name__}; converting it to pandas needs pyarrow ({e}): "
+                          f"pip install \"fastai_featimp[polars]\", or pass df.to_pandas().") from None
+    return out
+
 # %% ../../../nbs/06c_adapters.tabular.reconcile.ipynb #9ded1c83
 def reconcile_plan(spec:LearnerSpec, # the learner's spec
                    df:pd.DataFrame, # raw rows
@@ -218,8 +239,9 @@ def reconcile_plan(spec:LearnerSpec, # the learner's spec
                    name:str='df', # what the frame is called in messages ('rows', 'background', ...)
                   )->ReconcilePlan:
     "Check every column of `df` against what the learner saw and decide its conversion, without copying the frame."
+    df = as_pandas(df, name)
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame of raw rows, got {type(df).__name__}" +
+        raise TypeError(f"{name} must be a pandas DataFrame of raw rows (or a polars DataFrame / pyarrow Table), got {type(df).__name__}" +
                         (" (for one row use df.iloc[[i]], which keeps the frame)." if isinstance(df, pd.Series) else "."))
     check_choice(unseen, 'unseen', ('warn', 'raise', 'ignore'))
     if isinstance(df.columns, pd.MultiIndex) or not all(isinstance(c, str) for c in df.columns):
