@@ -13,9 +13,10 @@ from torch import nn
 from .checks import check_int, warn_caller
 
 # %% auto #0
-__all__ = ['GPU_MAX_CHUNK_ROWS', 'LARGE_RUN_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob',
-           'model_input_dtype', 'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator', 'default_bs',
-           'as_inputs', 'forward', 'output_width', 'announce_cost', 'predict_jobs']
+__all__ = ['GPU_MAX_CHUNK_ROWS', 'LARGE_RUN_ROWS', 'FIRST_LAYER_CACHE_BYTES', 'OUTPUTS_IN_FLIGHT_BYTES', 'Feature', 'eval_mode',
+           'Job', 'coalition_owners', 'CoalitionJob', 'model_input_dtype', 'widen_codes', 'activation_bytes_per_row',
+           'settle_cpu_allocator', 'default_bs', 'as_inputs', 'forward', 'output_width', 'announce_cost', 'full_passes',
+           'LayerSplit', 'register_layer_split', 'layer_split', 'engine_path', 'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -253,18 +254,97 @@ def announce_cost(n_jobs:int, # jobs in the run (a baseline counts as one)
     return rows
 
 
+# %% ../../nbs/01_core.engine.ipynb #f728f567
+_FULL_PASSES = [0] # open `full_passes` blocks
+_SPLITTERS = [] # functions `module -> LayerSplit | None`, registered by the adapters
+FIRST_LAYER_CACHE_BYTES = 2**28 # the first layer's baseline output (all rows) is kept up to this size; above it, full passes
+
+@contextlib.contextmanager
+def full_passes():
+    "Within the block the engine runs every job as full forward passes (no shared first layer): for tests and benchmarks."
+    with _EVAL_LOCK: _FULL_PASSES[0] += 1
+    try: yield
+    finally:
+        with _EVAL_LOCK: _FULL_PASSES[0] -= 1
+
+@dataclass(eq=False)
+class LayerSplit:
+    "A model as `rest(first(x))` whose first layer is affine in its input columns: `first(x) = b + sum of per-column contributions`."
+    first: object # callable on the (widened) input tensors of some rows -> the first layer's output `h`, (rows, hidden)
+    rest: object # callable on `h` -> the model's output (it may overwrite `h`)
+    tables: dict # (input_idx, col_idx) -> (levels, hidden): the contribution of each code of a categorical column
+    weights: dict # (input_idx, col_idx) -> (hidden,): the contribution of one unit of a continuous column
+    widths: tuple # columns of each (2-D) input the split is for
+    hidden: int # width of `h`
+
+    def covers(self, inputs)->bool:
+        "Whether `inputs` are the 2-D inputs this split is for (categorical ones integer)."
+        return (len(inputs) == len(self.widths) and all(x.ndim == 2 and x.shape[1] == w for x, w in zip(inputs, self.widths))
+                and all(not x.is_floating_point() for i, x in enumerate(inputs) if any(k[0] == i for k in self.tables)))
+
+    def delta(self, columns, new, old):
+        "Change of `h` when `columns` go from `old` to `new` (per input, the changed rows' model inputs)."
+        d = None
+        for i, c in columns:
+            if (i, c) in self.tables:
+                t = self.tables[i, c]; e = t[new[i][:, c]] - t[old[i][:, c]]
+            else:
+                w = self.weights[i, c]; e = (new[i][:, c] - old[i][:, c]).to(w.dtype)[:, None] * w
+            d = e if d is None else d.add_(e)
+        return d
+
+def register_layer_split(fn # `module -> LayerSplit | None`: the split of the modules it knows, None for the others
+                        ):
+    "Teach the engine the first-layer split of a kind of module (the tabular adapter registers fastai's `TabularModel`)."
+    if fn not in _SPLITTERS: _SPLITTERS.append(fn)
+    return fn
+
+def layer_split(predict # the model, or a bound `predict` of an object with a `layer_split()` method
+               )->LayerSplit|None:
+    "The `LayerSplit` of `predict`, or None (unknown model, a module in train mode, inside `full_passes`)."
+    if _FULL_PASSES[0]: return None
+    owner = getattr(predict, '__self__', None)
+    if owner is not None and not isinstance(owner, nn.Module) and callable(getattr(owner, 'layer_split', None)):
+        return owner.layer_split()
+    if not isinstance(predict, nn.Module) or any(m.training for m in predict.modules()): return None
+    if callable(getattr(predict, 'layer_split', None)): return predict.layer_split()
+    for fn in _SPLITTERS:
+        s = fn(predict)
+        if s is not None: return s
+    return None
+
+def _active_split(predict, inputs):
+    s = layer_split(predict)
+    if s is None or not s.covers(inputs) or len(inputs[0]) * s.hidden * 4 > FIRST_LAYER_CACHE_BYTES: return None
+    return s
+
+def engine_path(predict, # the model as the analysis passes it to `predict_jobs`
+                inputs, # the engine's inputs
+               )->str:
+    "Which path `predict_jobs` takes for plain jobs: 'shared-first-layer' or 'full' (recorded in the results' `attrs['engine']`)."
+    return 'full' if _active_split(predict, as_inputs(inputs)) is None else 'shared-first-layer'
+
 # %% ../../nbs/01_core.engine.ipynb #407c7957
 def predict_jobs(predict, # callable taking the input tensors, returning a tensor with rows on axis 0
                  inputs, # tensor or tuple of tensors, rows on axis 0, already on the model's device
                  jobs, # list of `Job` / `CoalitionJob`, or any iterable of them (made lazily, as the passes need them)
                  bs:int|None=None, # model rows per forward pass (default: `default_bs`)
                 ):
-    "Yield `(job index, output)` for every job, packing several jobs into one forward pass when they are small."
+    "Yield `(job index, output)` for every job, packing several jobs into one forward pass when they are small (on the shared first layer when `predict` has a `layer_split`)."
     inputs = as_inputs(inputs)
     n = len(inputs[0])
     if any(len(x) != n for x in inputs): raise ValueError(f"inputs have different numbers of rows: {[len(x) for x in inputs]}.")
     if n == 0: raise ValueError("inputs have no rows: there is nothing to evaluate.")
     bs = check_int(bs, 'bs', min=1, none_ok=True) or default_bs(inputs, predict=predict)
+    if isinstance(jobs, (list, tuple)) and not jobs: return
+    split = _active_split(predict, inputs)
+    if split is not None and (not isinstance(jobs, (list, tuple)) or all(isinstance(j, Job) for j in jobs)):
+        yield from _split_jobs(split, predict, inputs, jobs, bs)
+    else: yield from _full_jobs(predict, inputs, jobs, bs)
+
+def _full_jobs(predict, inputs, jobs, bs):
+    "Today's path: every job's rows through the whole model, several jobs packed into one pass."
+    n = len(inputs[0])
     listed = isinstance(jobs, (list, tuple))
     if listed and not jobs: return
     if inputs[0].device.type == 'cpu': settle_cpu_allocator()
@@ -300,3 +380,59 @@ def predict_jobs(predict, # callable taking the input tensors, returning a tenso
             with torch.inference_mode(): job.write(inputs, a, b, [buf[rows:rows + m] for buf in bufs])
             batch.append((j, a, b)); rows += m; a = b
     if batch: yield from run()
+
+# %% ../../nbs/01_core.engine.ipynb #4abd6ac8
+OUTPUTS_IN_FLIGHT_BYTES = 2**27 # shared first layer: outputs of jobs waiting for their changed rows, before a pass is forced
+
+def _split_jobs(split, predict, inputs, jobs, bs):
+    "`predict_jobs` on the shared first layer: `h0` once, each job's changed rows only through `split.rest`."
+    n, dev = len(inputs[0]), inputs[0].device
+    with torch.inference_mode():
+        xs = [widen_codes(x) for x in inputs]
+        h0 = torch.cat([split.first([x[a:a + bs] for x in xs]) for a in range(0, n, bs)])
+        out0 = torch.cat([split.rest(h0[a:a + bs].clone()) for a in range(0, n, bs)])
+        hbuf = torch.empty((bs, split.hidden), dtype=h0.dtype, device=dev)
+        pbufs = [torch.empty((bs, x.shape[1]), dtype=x.dtype, device=dev) for x in xs]
+    outs, left, order, pending, fill = {}, {}, [], [], [0]
+    per_job = out0.numel() * out0.element_size()
+
+    def flush():
+        if fill[0]:
+            with torch.inference_mode(): o = split.rest(hbuf[:fill[0]])
+            with torch.inference_mode():
+                for j, rows, s in pending: outs[j][rows] = o[s:s + len(rows)]; left[j] -= 1
+        pending.clear(); fill[0] = 0
+
+    def ready():
+        while order and left[order[0]] == 0:
+            j = order.pop(0); del left[j]; yield j, outs.pop(j)
+
+    for j, job in enumerate(jobs):
+        order.append(j)
+        if not isinstance(job, Job):                       # coalitions and other kinds: today's full passes
+            flush(); yield from ready()
+            (_, outs[j]), = _full_jobs(predict, inputs, [job], bs); left[j] = 0
+            yield from ready(); continue
+        with torch.inference_mode(): outs[j] = out0.clone()
+        left[j] = 1
+        if job.columns:
+            for a in range(0, n, bs):
+                b = min(n, a + bs); m = b - a
+                with torch.inference_mode():
+                    job.write(inputs, a, b, [p[:m] for p in pbufs])
+                    changed = torch.zeros(m, dtype=torch.bool, device=dev)
+                    for i, c in job.columns: changed |= pbufs[i][:m, c] != xs[i][a:b, c]
+                    idx = changed.nonzero().squeeze(1)
+                    if not len(idx): continue
+                    h = h0[a:b][idx].add_(split.delta(job.columns, [p[:m][idx] for p in pbufs], [x[a:b][idx] for x in xs]))
+                s = 0
+                while s < len(idx):
+                    if fill[0] == bs: flush()
+                    t = min(len(idx), s + bs - fill[0])
+                    with torch.inference_mode(): hbuf[fill[0]:fill[0] + t - s] = h[s:t]
+                    pending.append((j, idx[s:t] + a, fill[0])); left[j] += 1; fill[0] += t - s; s = t
+        left[j] -= 1
+        if len(order) * per_job > OUTPUTS_IN_FLIGHT_BYTES: flush()
+        yield from ready()
+    flush()
+    yield from ready()
