@@ -254,7 +254,7 @@ def announce_cost(n_jobs:int, # jobs in the run (a baseline counts as one)
     return rows
 
 
-# %% ../../nbs/01_core.engine.ipynb #f728f567
+# %% ../../nbs/01_core.engine.ipynb #bdbfc664
 _FULL_PASSES = [0] # open `full_passes` blocks
 _SPLITTERS = [] # functions `module -> LayerSplit | None`, registered by the adapters
 FIRST_LAYER_CACHE_BYTES = 2**28 # the first layer's baseline output (all rows) is kept up to this size; above it, full passes
@@ -381,7 +381,7 @@ def _full_jobs(predict, inputs, jobs, bs):
             batch.append((j, a, b)); rows += m; a = b
     if batch: yield from run()
 
-# %% ../../nbs/01_core.engine.ipynb #4abd6ac8
+# %% ../../nbs/01_core.engine.ipynb #ebb17158
 OUTPUTS_IN_FLIGHT_BYTES = 2**27 # shared first layer: outputs of jobs waiting for their changed rows, before a pass is forced
 
 def _split_jobs(split, predict, inputs, jobs, bs):

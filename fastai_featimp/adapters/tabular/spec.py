@@ -226,7 +226,7 @@ def learner_scorer(learn, # a fastai tabular learner
     "`LearnerSpec.scorer` for a learner: a `Scorer` computed as `learn.validate` computes it."
     return as_spec(learn).scorer(metric, higher_is_better)
 
-# %% ../../../nbs/06_adapters.tabular.spec.ipynb #207e32a6
+# %% ../../../nbs/06_adapters.tabular.spec.ipynb #8687ac35
 def _bn_affine(bn):
     "Scale and shift (float64) of an eval-mode `BatchNorm1d`: `bn(x) = x * s + t`; None when it has no running statistics."
     if not isinstance(bn, nn.BatchNorm1d) or bn.running_mean is None: return None
