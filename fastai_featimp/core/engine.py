@@ -408,13 +408,12 @@ def _split_jobs(split, predict, inputs, jobs, bs):
             j = order.pop(0); del left[j]; yield j, outs.pop(j)
 
     for j, job in enumerate(jobs):
-        order.append(j)
+        order.append(j); left[j] = 1
         if not isinstance(job, Job):                       # coalitions and other kinds: today's full passes
-            flush(); yield from ready()
+            flush()
             (_, outs[j]), = _full_jobs(predict, inputs, [job], bs); left[j] = 0
             yield from ready(); continue
         with torch.inference_mode(): outs[j] = out0.clone()
-        left[j] = 1
         if job.columns:
             for a in range(0, n, bs):
                 b = min(n, a + bs); m = b - a
