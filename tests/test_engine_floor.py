@@ -185,4 +185,6 @@ def test_generic_permutation_importance_on_a_tabular_model():
     a = permutation_importance(m, (x_cat, x_cont), y, features=fs, seed=0, progress=False, bs=128)
     with full_passes(): b = permutation_importance(m, (x_cat, x_cont), y, features=fs, seed=0, progress=False, bs=128)
     assert a.attrs['engine'] == 'shared-first-layer' and b.attrs['engine'] == 'full'
-    assert scaled_gap(a, b) <= RTOL, (a, b)
+    p = ['p_value', 'p_adjusted']   # a feature the model ignores has an importance of float32 rounding (1e-7): its p is noise
+    assert np.allclose(a[p], b[p], atol=1e-4)
+    assert scaled_gap(a.drop(columns=p), b.drop(columns=p)) <= RTOL, (a, b)

@@ -384,23 +384,38 @@ def _full_jobs(predict, inputs, jobs, bs):
 # %% ../../nbs/01_core.engine.ipynb #ebb17158
 OUTPUTS_IN_FLIGHT_BYTES = 2**27 # shared first layer: outputs of jobs waiting for their changed rows, before a pass is forced
 
+def _add_delta(split, dst, columns, new, old, tmp):
+    "`dst += ` the first-layer change of `columns` going from `old` to `new` (per column, the rows' values), without temporaries."
+    conts = [k for k, ic in enumerate(columns) if ic not in split.tables]
+    for k, ic in enumerate(columns):
+        if ic in split.tables:
+            t, q = split.tables[ic], tmp[:len(dst)]
+            torch.index_select(t, 0, new[k], out=q); dst.add_(q)
+            torch.index_select(t, 0, old[k], out=q); dst.sub_(q)
+    if len(conts) == 1:
+        k = conts[0]; dst.addr_((new[k] - old[k]).to(dst.dtype), split.weights[columns[k]])
+    elif conts:
+        dx = torch.stack([(new[k] - old[k]).to(dst.dtype) for k in conts], 1)
+        dst.addmm_(dx, torch.stack([split.weights[columns[k]] for k in conts]))
+
 def _split_jobs(split, predict, inputs, jobs, bs):
     "`predict_jobs` on the shared first layer: `h0` once, each job's changed rows only through `split.rest`."
     n, dev = len(inputs[0]), inputs[0].device
+    if dev.type == 'cpu': settle_cpu_allocator()
     with torch.inference_mode():
         xs = [widen_codes(x) for x in inputs]
         h0 = torch.cat([split.first([x[a:a + bs] for x in xs]) for a in range(0, n, bs)])
         out0 = torch.cat([split.rest(h0[a:a + bs].clone()) for a in range(0, n, bs)])
-        hbuf = torch.empty((bs, split.hidden), dtype=h0.dtype, device=dev)
-        pbufs = [torch.empty((bs, x.shape[1]), dtype=x.dtype, device=dev) for x in xs]
+        hbuf, tmp = (torch.empty((bs, split.hidden), dtype=h0.dtype, device=dev) for _ in range(2))
+        pbufs = [torch.empty((min(bs, n), x.shape[1]), dtype=x.dtype, device=dev) for x in xs]
     outs, left, order, pending, fill = {}, {}, [], [], [0]
     per_job = out0.numel() * out0.element_size()
 
     def flush():
         if fill[0]:
-            with torch.inference_mode(): o = split.rest(hbuf[:fill[0]])
             with torch.inference_mode():
-                for j, rows, s in pending: outs[j][rows] = o[s:s + len(rows)]; left[j] -= 1
+                o = split.rest(hbuf[:fill[0]])
+                for j, rows, s in pending: outs[j].index_copy_(0, rows, o[s:s + len(rows)]); left[j] -= 1
         pending.clear(); fill[0] = 0
 
     def ready():
@@ -413,23 +428,24 @@ def _split_jobs(split, predict, inputs, jobs, bs):
             flush()
             (_, outs[j]), = _full_jobs(predict, inputs, [job], bs); left[j] = 0
             yield from ready(); continue
-        with torch.inference_mode(): outs[j] = out0.clone()
-        if job.columns:
-            for a in range(0, n, bs):
+        with torch.inference_mode():
+            outs[j] = out0.clone()
+            cols = job.columns
+            for a in range(0, n if cols else 0, bs):
                 b = min(n, a + bs); m = b - a
-                with torch.inference_mode():
-                    job.write(inputs, a, b, [p[:m] for p in pbufs])
-                    changed = torch.zeros(m, dtype=torch.bool, device=dev)
-                    for i, c in job.columns: changed |= pbufs[i][:m, c] != xs[i][a:b, c]
-                    idx = changed.nonzero().squeeze(1)
-                    if not len(idx): continue
-                    h = h0[a:b][idx].add_(split.delta(job.columns, [p[:m][idx] for p in pbufs], [x[a:b][idx] for x in xs]))
+                job.write(inputs, a, b, [p[:m] for p in pbufs])
+                new = [pbufs[i][:m, c] for i, c in cols]; old = [xs[i][a:b, c] for i, c in cols]
+                changed = new[0] != old[0]
+                for u, v in zip(new[1:], old[1:]): changed |= u != v
+                idx = changed.nonzero().squeeze(1)
                 s = 0
                 while s < len(idx):
                     if fill[0] == bs: flush()
-                    t = min(len(idx), s + bs - fill[0])
-                    with torch.inference_mode(): hbuf[fill[0]:fill[0] + t - s] = h[s:t]
-                    pending.append((j, idx[s:t] + a, fill[0])); left[j] += 1; fill[0] += t - s; s = t
+                    t = min(len(idx), s + bs - fill[0]); seg = idx[s:t]
+                    dst = hbuf[fill[0]:fill[0] + t - s]
+                    torch.index_select(h0[a:b], 0, seg, out=dst)
+                    _add_delta(split, dst, cols, [u[seg] for u in new], [v[seg] for v in old], tmp)
+                    pending.append((j, seg + a, fill[0])); left[j] += 1; fill[0] += t - s; s = t
         left[j] -= 1
         if len(order) * per_job > OUTPUTS_IN_FLIGHT_BYTES: flush()
         yield from ready()
