@@ -276,6 +276,23 @@ class LayerSplit:
     weights: dict # (input_idx, col_idx) -> (hidden,): the contribution of one unit of a continuous column
     widths: tuple # columns of each (2-D) input the split is for
     hidden: int # width of `h`
+    bias: torch.Tensor|None = None # (hidden,): `first(x)` of all-zero contributions; with it `h0` is built from the tables
+
+    def first_from_tables(self, xs):
+        "`first(xs)` summed from the per-column contributions (one `embedding_bag` per input of codes, one matmul of numbers)."
+        if '_stacked' not in self.__dict__:
+            st = []
+            for i, w in enumerate(self.widths):
+                cat = [c for c in range(w) if (i, c) in self.tables]; num = [c for c in range(w) if (i, c) in self.weights]
+                ts = [self.tables[i, c] for c in cat]
+                offs = torch.tensor([0] + [len(t) for t in ts[:-1]], device=self.bias.device).cumsum(0) if ts else None
+                st.append((cat, torch.cat(ts) if ts else None, offs, num, torch.stack([self.weights[i, c] for c in num]) if num else None))
+            self.__dict__['_stacked'] = st
+        h = self.bias.expand(len(xs[0]), -1).clone()
+        for x, (cat, t, offs, num, w) in zip(xs, self._stacked):
+            if cat: h.add_(nn.functional.embedding_bag(x[:, cat] + offs, t, mode='sum'))
+            if num: h.addmm_(x[:, num].to(h.dtype), w)
+        return h
 
     def covers(self, inputs)->bool:
         "Whether `inputs` are the 2-D inputs this split is for (categorical ones integer)."
@@ -404,7 +421,8 @@ def _split_jobs(split, predict, inputs, jobs, bs):
     if dev.type == 'cpu': settle_cpu_allocator()
     with torch.inference_mode():
         xs = [widen_codes(x) for x in inputs]
-        h0 = torch.cat([split.first([x[a:a + bs] for x in xs]) for a in range(0, n, bs)])
+        first = split.first_from_tables if split.bias is not None else split.first
+        h0 = torch.cat([first([x[a:a + bs] for x in xs]) for a in range(0, n, bs)])
         out0 = torch.cat([split.rest(h0[a:a + bs].clone()) for a in range(0, n, bs)])
         hbuf, tmp = (torch.empty((bs, split.hidden), dtype=h0.dtype, device=dev) for _ in range(2))
         pbufs = [torch.empty((min(bs, n), x.shape[1]), dtype=x.dtype, device=dev) for x in xs]

@@ -6,7 +6,8 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/adapters.tabular.spec.html
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #e8024370
 from __future__ import annotations
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import torch
@@ -167,8 +168,7 @@ class LearnerSpec:
         s = tabular_model_split(self.model)
         if s is None or self.activation is None: return s
         rest, act = s.rest, self.activation
-        s.rest = lambda h: act(rest(h))
-        return s
+        return replace(s, rest=lambda h: act(rest(h)))
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #ae4eb254
 def same_value(a, b):
@@ -240,6 +240,16 @@ def tabular_model_split(model # a module: fastai's `TabularModel` in eval mode i
     "`model` as stem (embeddings ⊕ bn_cont) -> first Linear (a BatchNorm before it folded in) -> rest, for the engine's shared first layer."
     if not isinstance(model, TabularModel) or type(model).forward is not TabularModel.forward: return None
     if any(m.training for m in model.modules()): return None
+    key = tuple((t.data_ptr(), t._version, t.device) for t in list(model.parameters()) + list(model.buffers()))
+    hit = _SPLIT_CACHE.get(model)
+    if hit is not None and hit[0] == key: return hit[1]
+    s = _split_tabular(model)
+    _SPLIT_CACHE[model] = (key, s)
+    return s
+
+_SPLIT_CACHE = weakref.WeakKeyDictionary() # model -> (its parameters' storage and versions, its split): one split per state
+
+def _split_tabular(model):
     mods = [l for blk in model.layers for l in (blk if isinstance(blk, nn.Sequential) else [blk])]
     k = next((i for i, l in enumerate(mods) if isinstance(l, nn.Linear)), None)
     if k is None or not all(isinstance(l, (nn.BatchNorm1d, nn.Dropout)) for l in mods[:k]): return None
@@ -259,7 +269,7 @@ def tabular_model_split(model # a module: fastai's `TabularModel` in eval mode i
         if model.bn_cont is not None:
             st = _bn_affine(model.bn_cont)
             if st is None: return None
-            Wc = W[:, off:off + model.n_cont] * st[0]
+            Wc = W[:, off:off + model.n_cont] * st[0]; b = b + W[:, off:off + model.n_cont] @ st[1]
         else: Wc = W[:, off:off + model.n_cont]
         for c in range(model.n_cont): weights[1, c] = Wc[:, c].to(lin.weight.dtype).contiguous()
     def first(xs):
@@ -270,7 +280,7 @@ def tabular_model_split(model # a module: fastai's `TabularModel` in eval mode i
         x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
         for l in pre: x = l(x)
         return lin(x)
-    return LayerSplit(first, rest, tables, weights, (len(model.embeds), model.n_cont), lin.out_features)
+    return LayerSplit(first, rest, tables, weights, (len(model.embeds), model.n_cont), lin.out_features, b.to(lin.weight.dtype))
 
 register_layer_split(tabular_model_split)
 
