@@ -13,10 +13,10 @@ from torch import nn
 from .checks import check_int, warn_caller
 
 # %% auto #0
-__all__ = ['GPU_MAX_CHUNK_ROWS', 'LARGE_RUN_ROWS', 'FIRST_LAYER_CACHE_BYTES', 'OUTPUTS_IN_FLIGHT_BYTES', 'Feature', 'eval_mode',
-           'Job', 'coalition_owners', 'CoalitionJob', 'model_input_dtype', 'widen_codes', 'activation_bytes_per_row',
-           'settle_cpu_allocator', 'default_bs', 'as_inputs', 'forward', 'output_width', 'announce_cost', 'full_passes',
-           'LayerSplit', 'register_layer_split', 'layer_split', 'engine_path', 'predict_jobs']
+__all__ = ['GPU_MAX_CHUNK_ROWS', 'LARGE_RUN_ROWS', 'FIRST_LAYER_CACHE_BYTES', 'Feature', 'eval_mode', 'Job', 'coalition_owners',
+           'CoalitionJob', 'model_input_dtype', 'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator',
+           'default_bs', 'as_inputs', 'forward', 'output_width', 'announce_cost', 'full_passes', 'LayerSplit',
+           'register_layer_split', 'layer_split', 'engine_path', 'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -399,8 +399,6 @@ def _full_jobs(predict, inputs, jobs, bs):
     if batch: yield from run()
 
 # %% ../../nbs/01_core.engine.ipynb #ebb17158
-OUTPUTS_IN_FLIGHT_BYTES = 2**27 # shared first layer: outputs of jobs waiting for their changed rows, before a pass is forced
-
 def _add_delta(split, dst, columns, new, old, tmp):
     "`dst += ` the first-layer change of `columns` going from `old` to `new` (per column, the rows' values), without temporaries."
     conts = [k for k, ic in enumerate(columns) if ic not in split.tables]
@@ -427,7 +425,6 @@ def _split_jobs(split, predict, inputs, jobs, bs):
         hbuf, tmp = (torch.empty((bs, split.hidden), dtype=h0.dtype, device=dev) for _ in range(2))
         pbufs = [torch.empty((min(bs, n), x.shape[1]), dtype=x.dtype, device=dev) for x in xs]
     outs, left, order, pending, fill = {}, {}, [], [], [0]
-    per_job = out0.numel() * out0.element_size()
 
     def flush():
         if fill[0]:
@@ -465,7 +462,7 @@ def _split_jobs(split, predict, inputs, jobs, bs):
                     _add_delta(split, dst, cols, [u[seg] for u in new], [v[seg] for v in old], tmp)
                     pending.append((j, seg + a, fill[0])); left[j] += 1; fill[0] += t - s; s = t
         left[j] -= 1
-        if len(order) * per_job > OUTPUTS_IN_FLIGHT_BYTES: flush()
+        flush()                     # a job's passes hold its rows only: its numbers never depend on the other jobs of the run
         yield from ready()
     flush()
     yield from ready()
