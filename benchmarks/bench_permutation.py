@@ -220,7 +220,7 @@ def bench(name, args):
     if wd is not None:
         bd = wb.min() / wd.min()
         out.update(bd=bd)
-        print(f"b/d ours over the new floor (rest over the changed rows): {bd:.2f}x wall (goal <= {GOAL_NEW_FLOOR}x) "
+        print(f"b/d ours over the new floor (rest over the changed rows): {bd:.2f}x wall, {cb.min() / cd.min():.2f}x CPU (goal <= {GOAL_NEW_FLOOR}x) "
               f"{'OK' if bd <= GOAL_NEW_FLOOR else 'ABOVE GOAL'}")
     if a is not None:
         ab = a['seconds'] / wb.min()
