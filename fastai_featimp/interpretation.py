@@ -465,7 +465,7 @@ def explain(self:FeatureInterpretation,
                                 outputs=outputs, output_names=list(self.outputs), row_ids=ids,
                                 values=self._raw_values(raw_df, positions, features), bs=bs, progress=progress,
                                 attrs=dict(seed=seed, background_index=(bg_idx.tolist() if bg_idx is not None else list(range(self.n_rows))),
-                                           target=target, activation=self.spec.activation_name, engine='full'))
+                                           target=target, activation=self.spec.activation_name, engine=engine_path(self.spec.predict, x)))
     return self._finish(sv)
 
 # %% ../nbs/20_interpretation.ipynb #bed7d668

@@ -73,7 +73,8 @@ def _analyses(it, learn, test, name):
            'sens': lambda: it.sensitivity(seed=0, progress=False),
            'sens_noise': lambda: it.sensitivity(method='noise', seed=0, progress=False, per_output=True),
            'h': lambda: it.h_statistic(cols, max_rows=40, n_repeats=2, seed=0, progress=False),
-           'sv': lambda: it.explain(range(3), n_background=20, seed=0, progress=False)}
+           'sv': lambda: it.explain(range(3), n_background=20, seed=0, progress=False),
+           'sv_perm': lambda: it.explain(range(2), n_background=15, method='permutation', n_permutations=6, seed=0, progress=False)}
     if conts:
         out['fi_groups_na'] = lambda: learn.feature_importance(df=test, seed=2, groups=[['x2', 'x1']] + ([cats[:1]] if cats else []), progress=False)
         out['pdp'] = lambda: it.partial_dependence('x2', kind='both', max_rows=100, seed=0, progress=False)   # x2 has x2_na
@@ -95,8 +96,8 @@ def test_every_analysis_equals_full_passes(arch):
         for k, f in _analyses(it, learn, test, name).items():
             fast = f()
             with full_passes(): full = f()
-            if k in ('fi', 'dp', 'sens', 'pdp', 'ale', 'h'):
-                assert fast.attrs['engine'] == ('full' if k == 'sv' else 'shared-first-layer'), k
+            if k in ('fi', 'dp', 'sens', 'pdp', 'ale', 'h', 'sv'):
+                assert fast.attrs['engine'] == 'shared-first-layer', k
                 assert full.attrs['engine'] == 'full', k
             if k == 'dp':   # joint_share = importance_ab / (importance_a + importance_b): ill-conditioned where a + b ~ 0
                 assert np.allclose(fast.joint_share, full.joint_share, rtol=1e-3, atol=1e-3), k
@@ -123,7 +124,7 @@ def _model(emb_szs, n_cont, out, seed=0, **kw):
                                 dict(layers=[16], use_bn=False, bn_cont=False, y_range=(0, 2))])
 @pytest.mark.parametrize('bs', [7, 64, 8192])
 def test_engine_every_job_kind(kw, bs):
-    "Permutations (with ties), values, deltas, the baseline and coalitions, packed and split across passes, in job order."
+    "Permutations (with ties), values, deltas, the baseline and coalitions (on the shared first layer too), packed and split across passes, in job order."
     kw = dict(kw); out = kw.pop('out', 2)
     m = _model([(4, 3), (60, 6), (2, 1)], 3, out, **kw)
     g = torch.Generator().manual_seed(0); n = 50

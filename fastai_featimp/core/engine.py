@@ -355,7 +355,7 @@ def predict_jobs(predict, # callable taking the input tensors, returning a tenso
     bs = check_int(bs, 'bs', min=1, none_ok=True) or default_bs(inputs, predict=predict)
     if isinstance(jobs, (list, tuple)) and not jobs: return
     split = _active_split(predict, inputs)
-    if split is not None and (not isinstance(jobs, (list, tuple)) or all(isinstance(j, Job) for j in jobs)):
+    if split is not None and (not isinstance(jobs, (list, tuple)) or all(isinstance(j, (Job, CoalitionJob)) for j in jobs)):
         yield from _split_jobs(split, predict, inputs, jobs, bs)
     else: yield from _full_jobs(predict, inputs, jobs, bs)
 
@@ -439,9 +439,13 @@ def _split_jobs(split, predict, inputs, jobs, bs):
 
     for j, job in enumerate(jobs):
         order.append(j); left[j] = 1
-        if not isinstance(job, Job):                       # coalitions and other kinds: today's full passes
+        if not isinstance(job, Job):                       # coalitions on the shared first layer; other kinds: full passes
             flush()
-            (_, outs[j]), = _full_jobs(predict, inputs, [job], bs); left[j] = 0
+            if isinstance(job, CoalitionJob) and len(job.coalitions) and all(b.ndim == 2 for b in job.background) \
+               and job.coalitions.shape[1] * job.unit * split.hidden * 4 <= FIRST_LAYER_CACHE_BYTES:
+                with torch.inference_mode(): outs[j] = _split_coalitions(split, inputs, xs, job, bs)
+            else: (_, outs[j]), = _full_jobs(predict, inputs, [job], bs)
+            left[j] = 0
             yield from ready(); continue
         with torch.inference_mode():
             outs[j] = out0.clone()
@@ -466,3 +470,30 @@ def _split_jobs(split, predict, inputs, jobs, bs):
         yield from ready()
     flush()
     yield from ready()
+
+# %% ../../nbs/01_core.engine.ipynb #d1ffa7de
+def _split_coalitions(split, inputs, xs, job, bs):
+    "A `CoalitionJob` on the shared first layer: `h = h_bg + D_unowned + coalitions @ D`, D the per-feature changes."
+    nb, dev = job.unit, xs[0].device
+    bg = [widen_codes(b) for b in job.background]
+    row = [x[job.row:job.row + 1] for x in xs]
+    first = split.first_from_tables if split.bias is not None else split.first
+    base = first(bg)                                                             # (nb, H)
+    M = len(job.coalitions[0]) if len(job.coalitions) else 0
+    D = torch.zeros((M, nb, split.hidden), dtype=base.dtype, device=dev)
+    for i, (own, un) in enumerate(zip(job.owners, job.unowned)):
+        for c in range(xs[i].shape[1]):
+            f = own[:, c].nonzero().flatten()
+            if not len(f) and not bool(un[c]): continue
+            col = [(i, c)]
+            new, old = [row[i][:, c].expand(nb)], [bg[i][:, c]]
+            _add_delta(split, base if bool(un[c]) else D[int(f[0])], col, new, old, torch.empty_like(base))
+    cm = job.coalitions.to(dev).to(base.dtype)
+    q = max(1, bs // nb); out = None
+    for a in range(0, len(cm), q):
+        b = min(len(cm), a + q)
+        h = (cm[a:b] @ D.reshape(M, -1)).reshape(b - a, nb, -1).add_(base).reshape((b - a) * nb, -1)
+        red = job.reduce(split.rest(h), b - a)
+        if out is None: out = torch.empty((len(cm), *red.shape[1:]), dtype=red.dtype, device=red.device)
+        out[a:b] = red
+    return out
