@@ -471,7 +471,7 @@ def _split_jobs(split, predict, inputs, jobs, bs):
     flush()
     yield from ready()
 
-# %% ../../nbs/01_core.engine.ipynb #d1ffa7de
+# %% ../../nbs/01_core.engine.ipynb #b57a3d78
 def _split_coalitions(split, inputs, xs, job, bs):
     "A `CoalitionJob` on the shared first layer: `h = h_bg + D_unowned + coalitions @ D`, D the per-feature changes."
     nb, dev = job.unit, xs[0].device
