@@ -109,6 +109,39 @@ DIAMONDS = dict(cat_names=['cut', 'color', 'clarity'], cont_names=['carat', 'dep
 FLIGHTS = dict(cat_names=FLIGHTS_CATS, cont_names=FLIGHTS_CONTS, y_names='late', task='classification')
 DEMO = dict(cat_names=['shade', 'zip'], cont_names=['x1', 'x2', 'x3', 'x3_twin', 'noise'], y_names='y', task='regression')
 
+WIDE_CARDINALITIES = (2, 2, 3, 3, 4, 5, 7, 8, 10, 12, 15, 20, 25, 31, 40, 52, 75, 100, 150, 220, 300, 500, 800, 1200, 2000,
+                      3000, 5000) # 27 categoricals, like the id-, region- and product-code columns of Kaggle's tabular sets
+
+def wide_frame(n:int=130_000, seed:int=SEED) -> pd.DataFrame:
+    """A wide Kaggle-like synthetic classification table, generated (no download): 27 categoricals `c00`..`c26` of
+    cardinality 2..5,000 (`WIDE_CARDINALITIES`) with Zipf-like imbalance (level k drawn with weight 1/(k+1)^1.1, so a
+    few levels hold most rows and the 5,000-level column has a long tail of rare ones), 5 continuous columns (two of
+    them zero-inflated: 70% and 50% zeros), and a binary target `target` from 8 of the categoricals (per-level effects),
+    3 continuous columns and one interaction, through a logistic link."""
+    rng = np.random.default_rng(seed)
+    df, logit = {}, np.zeros(n)
+    for j, card in enumerate(WIDE_CARDINALITIES):
+        w = 1 / np.arange(1, card + 1) ** 1.1; w /= w.sum()
+        codes = rng.choice(card, size=n, p=w)
+        df[f'c{j:02d}'] = np.char.add(f'L{j}_', codes.astype(str))
+        if j % 3 == 0: logit += rng.normal(0, 0.8, card)[codes]
+    conts = rng.normal(size=(5, n))
+    conts[3] = np.where(rng.random(n) < 0.7, 0.0, np.abs(conts[3]) * 3)
+    conts[4] = np.where(rng.random(n) < 0.5, 0.0, rng.exponential(2.0, n))
+    for k in range(5): df[f'n{k}'] = conts[k]
+    logit += 1.2 * conts[0] - 0.8 * conts[1] + 0.5 * conts[3] + 0.7 * conts[0] * (df['c03'] == 'L3_0')
+    df = pd.DataFrame(df)
+    df['target'] = np.where(rng.random(n) < 1 / (1 + np.exp(-(logit - np.median(logit)))), 'yes', 'no')
+    return df
+
+def wide_split(n_fit:int=30_000, n_scored:int=100_000, seed:int=SEED):
+    "`wide_frame(n_fit + n_scored)`: the first `n_fit` rows to fit, the other `n_scored` scored."
+    df = wide_frame(n_fit + n_scored, seed)
+    return df.iloc[:n_fit].reset_index(drop=True), df.iloc[n_fit:].reset_index(drop=True)
+
+WIDE = dict(cat_names=[f'c{j:02d}' for j in range(len(WIDE_CARDINALITIES))], cont_names=[f'n{k}' for k in range(5)],
+            y_names='target', task='classification')
+
 def replicate_rows(df:pd.DataFrame, n:int) -> pd.DataFrame:
     "The first `n` rows of `df` repeated as often as needed (index reset)."
     k = -(-n // len(df))

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastai.learner import Learner
 from .core.checks import check_int, check_number, check_bool, check_choice, check_fits, as_names, resolve_seed, derived_generator, subsample_rows
-from .core.engine import Job, eval_mode, predict_jobs
+from .core.engine import Job, eval_mode, predict_jobs, engine_path
 from .core.features import resolve_features
 from .adapters.tabular.spec import LearnerSpec, validation_rows
 from .adapters.tabular.reconcile import ReconcilePlan, reconcile_plan, as_pandas
@@ -362,7 +362,8 @@ def partial_dependence(self:FeatureInterpretation,
                                  cols, sel, _output_names(onames, cols), kind=kind, centered=centered, rows=rows, bs=bs, progress=progress,
                                  attrs=dict(method='partial_dependence', kinds=[p[3] for p in per], task=self.spec.task, target=target,
                                             grid_resolution=grid_resolution, percentiles=percentiles, n_rows=len(rows), seed=seed,
-                                            activation=self.spec.activation_name, distribution={c: p[4] for c, p in zip(cols, per)}))
+                                            activation=self.spec.activation_name, distribution={c: p[4] for c, p in zip(cols, per)},
+                                            engine=engine_path(self.spec.predict, inputs)))
     t.attrs['outputs'] = _output_names(onames, cols)
     return self._finish(t, 'partial_dependence', plot)
 
@@ -386,6 +387,7 @@ def ale(self:FeatureInterpretation,
     seed, inputs, rows = self._rows(max_rows, seed)
     set_cols, kind = encoded_columns(self.spec, col)
     with eval_mode(self.model):
+        path = engine_path(self.spec.predict, inputs)
         if kind == 'continuous':
             axis, f, cnt = ale_.ale_curve(self.spec.predict, inputs, set_cols, kind, self.raw_column(col).iloc[rows].to_numpy(np.float64), n_bins=n_bins,
                                           encode=lambda edges: encode_column_values(self.spec, col, edges), bs=bs)
@@ -395,7 +397,7 @@ def ale(self:FeatureInterpretation,
                                            others=fr.iloc[rows].drop(columns=col).reset_index(drop=True), kinds=fr.attrs['kinds'], bs=bs)
             axis = np.asarray([self.spec.vocabs[col][k] for k in codes], dtype=object)
     t = ale_.ale_table(col, axis, _output_names(onames, [col]), f[:, sel], cnt, kind,
-                       dict(task=self.spec.task, target=target, n_rows=len(rows), seed=seed, n_bins=n_bins, activation=self.spec.activation_name))
+                       dict(task=self.spec.task, target=target, n_rows=len(rows), seed=seed, n_bins=n_bins, activation=self.spec.activation_name, engine=path))
     return self._finish(t, 'ale', plot)
 
 # %% ../nbs/20_interpretation.ipynb #e3680bc8
@@ -418,6 +420,7 @@ def h_statistic(self:FeatureInterpretation,
     with eval_mode(self.model):
         h = hstat_.h_statistic(self.spec.predict, self.inputs, features=self.features, cols=cols, kind=kind, output=sel,
                              max_rows=max_rows, n_repeats=n_repeats, seed=seed, bs=bs, progress=progress)
+        h.attrs['engine'] = engine_path(self.spec.predict, self.inputs)
     return self._finish(h, 'h_statistic', plot, outputs=onames, task=self.spec.task, target=target)
 
 # %% ../nbs/20_interpretation.ipynb #9245f1f1
@@ -485,7 +488,7 @@ def explain(self:FeatureInterpretation,
                                 outputs=outputs, output_names=list(self.outputs), row_ids=ids,
                                 values=self._raw_values(raw_df, positions, features), bs=bs, progress=progress,
                                 attrs=dict(seed=seed, background_index=(bg_idx.tolist() if bg_idx is not None else list(range(self.n_rows))),
-                                           target=target, activation=self.spec.activation_name))
+                                           target=target, activation=self.spec.activation_name, engine=engine_path(self.spec.predict, x)))
     return self._finish(sv)
 
 # %% ../nbs/20_interpretation.ipynb #bed7d668

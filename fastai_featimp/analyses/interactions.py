@@ -10,7 +10,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 from ..core.checks import check_int, check_bool, check_choice, check_fits, resolve_seed, derived_generator
-from ..core.engine import Feature, eval_mode
+from ..core.engine import Feature, eval_mode, engine_path
 from ..core.features import resolve_features, default_features
 from ..core.scoring import Scorer, mean_squared_error
 from ..core.summary import summarise
@@ -67,6 +67,7 @@ def double_permutation(predict, # model: a callable or `nn.Module` on the input 
         base, sc = permutation_scores(model, inputs, target, scorer, fs, n_repeats, seed, bs, progress)
         return base, scorer.importance(sc, base)
     with eval_mode(predict):
+        path = engine_path(model, inputs)
         if cols is None:
             base, imp = run(features)
             order = np.argsort(-imp.mean(1), kind='stable')[:top_k]
@@ -83,7 +84,7 @@ def double_permutation(predict, # model: a callable or `nn.Module` on the input 
         _, joint = run(pf)
     dp = pair_table([f.name for f in chosen], single, joint, pairs,
                     attrs=dict(method='double_permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
-                               baseline=float(base), n_repeats=n_repeats, seed=seed, n_rows=len(inputs[0])))
+                               baseline=float(base), n_repeats=n_repeats, seed=seed, n_rows=len(inputs[0]), engine=path))
     return dp
 
 # %% ../../nbs/12_analyses.interactions.ipynb #a440f012

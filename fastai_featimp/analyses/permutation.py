@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
 from ..core.checks import check_int, check_number, check_bool, check_choice, check_fits, resolve_seed, derived_generator, warn_caller
-from ..core.engine import Job, predict_jobs, eval_mode, as_inputs, announce_cost, default_bs
+from ..core.engine import Job, predict_jobs, eval_mode, as_inputs, announce_cost, default_bs, engine_path
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from .conditional import fit_conditional_sampler
@@ -321,6 +321,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
                    boot_repeats=min(3, max_repeats) if auto else n_repeats, sq_fn=per_output_rows(sq_fn) if per_output else sq_fn)
     counts, rounds = [0] * F, 0
     with eval_mode(predict):
+        path = engine_path(model, inputs)
         want = [min(3, max_repeats)] * F if auto else [n_repeats] * F
         while True:
             pairs = _Plan([(f, range(counts[f], want[f])) for f in range(F)])
@@ -352,7 +353,7 @@ def permutation_importance(predict, # model: `nn.Module` (eval mode for the call
         center = np.stack([v.mean(0) for v in imp])
         ci, pv = t_interval(center, se, dfs), t_p_value(center, se, dfs)
     attrs = dict(method='permutation', metric=scorer.name, higher_is_better=scorer.higher_is_better,
-                 n_repeats='auto' if auto else n_repeats, seed=seed, n_rows=n, interval=label, n_jobs=1 + sum(counts))
+                 n_repeats='auto' if auto else n_repeats, seed=seed, n_rows=n, interval=label, n_jobs=1 + sum(counts), engine=path)
     if tally.note: attrs['interval_note'] = f"bootstrap over rows: {tally.note}"
     attrs['conditional'] = 'model' if conditional else 'strata' if strata else False
     if sampler is not None: attrs['sampler_fit'] = {f.name: dict(sampler.fit[f.name]) for f in features}

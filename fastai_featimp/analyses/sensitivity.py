@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
 from ..core.checks import check_int, check_bool, check_choice, check_fits, check_number, resolve_seed, derived_generator, warn_caller
-from ..core.engine import Job, predict_jobs, eval_mode
+from ..core.engine import Job, predict_jobs, eval_mode, engine_path
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from ..adapters.tensors import prepare_inputs
@@ -94,11 +94,12 @@ def feature_sensitivity(predict, # model: `nn.Module` (eval mode for the call) o
     features = resolve_features(features, groups, cols)
     check_fits(n_repeats, 'n_repeats', 8 * len(inputs[0]) + 256 * len(features), 'the permutations and the per-repeat changes')
     with eval_mode(predict):
+        path = engine_path(model, inputs)
         rms, mabs, used = sensitivity_scores(model, inputs, features, n_repeats, seed, method, noise_scale, noise_units,
                                              transform, bs, progress)
     attrs = dict(method=f'sensitivity ({method})', noise_scale=noise_scale if method == 'noise' else None,
                  noise_units=noise_units if method == 'noise' else None, n_repeats=n_repeats, seed=seed,
-                 n_rows=len(inputs[0]), n_outputs=rms.shape[2])
+                 n_rows=len(inputs[0]), n_outputs=rms.shape[2], engine=path)
     names, kinds = [f.name for f in features], [f.kind for f in features]
     if per_output:
         if output_names is not None and len(output_names) != rms.shape[2]:

@@ -13,9 +13,10 @@ from torch import nn
 from .checks import check_int, warn_caller
 
 # %% auto #0
-__all__ = ['GPU_MAX_CHUNK_ROWS', 'LARGE_RUN_ROWS', 'Feature', 'eval_mode', 'Job', 'coalition_owners', 'CoalitionJob',
-           'model_input_dtype', 'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator', 'default_bs',
-           'as_inputs', 'forward', 'output_width', 'announce_cost', 'predict_jobs']
+__all__ = ['GPU_MAX_CHUNK_ROWS', 'LARGE_RUN_ROWS', 'FIRST_LAYER_CACHE_BYTES', 'Feature', 'eval_mode', 'Job', 'coalition_owners',
+           'CoalitionJob', 'model_input_dtype', 'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator',
+           'default_bs', 'as_inputs', 'forward', 'output_width', 'announce_cost', 'full_passes', 'LayerSplit',
+           'register_layer_split', 'layer_split', 'engine_path', 'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -253,18 +254,114 @@ def announce_cost(n_jobs:int, # jobs in the run (a baseline counts as one)
     return rows
 
 
+# %% ../../nbs/01_core.engine.ipynb #bdbfc664
+_FULL_PASSES = [0] # open `full_passes` blocks
+_SPLITTERS = [] # functions `module -> LayerSplit | None`, registered by the adapters
+FIRST_LAYER_CACHE_BYTES = 2**28 # the first layer's baseline output (all rows) is kept up to this size; above it, full passes
+
+@contextlib.contextmanager
+def full_passes():
+    "Within the block the engine runs every job as full forward passes (no shared first layer): for tests and benchmarks."
+    with _EVAL_LOCK: _FULL_PASSES[0] += 1
+    try: yield
+    finally:
+        with _EVAL_LOCK: _FULL_PASSES[0] -= 1
+
+@dataclass(eq=False)
+class LayerSplit:
+    "A model as `rest(first(x))` whose first layer is affine in its input columns: `first(x) = b + sum of per-column contributions`."
+    first: object # callable on the (widened) input tensors of some rows -> the first layer's output `h`, (rows, hidden)
+    rest: object # callable on `h` -> the model's output (it may overwrite `h`)
+    tables: dict # (input_idx, col_idx) -> (levels, hidden): the contribution of each code of a categorical column
+    weights: dict # (input_idx, col_idx) -> (hidden,): the contribution of one unit of a continuous column
+    widths: tuple # columns of each (2-D) input the split is for
+    hidden: int # width of `h`
+    bias: torch.Tensor|None = None # (hidden,): `first(x)` of all-zero contributions; with it `h0` is built from the tables
+
+    def first_from_tables(self, xs):
+        "`first(xs)` summed from the per-column contributions (one `embedding_bag` per input of codes, one matmul of numbers)."
+        if '_stacked' not in self.__dict__:
+            st = []
+            for i, w in enumerate(self.widths):
+                cat = [c for c in range(w) if (i, c) in self.tables]; num = [c for c in range(w) if (i, c) in self.weights]
+                ts = [self.tables[i, c] for c in cat]
+                offs = torch.tensor([0] + [len(t) for t in ts[:-1]], device=self.bias.device).cumsum(0) if ts else None
+                st.append((cat, torch.cat(ts) if ts else None, offs, num, torch.stack([self.weights[i, c] for c in num]) if num else None))
+            self.__dict__['_stacked'] = st
+        h = self.bias.expand(len(xs[0]), -1).clone()
+        for x, (cat, t, offs, num, w) in zip(xs, self._stacked):
+            if cat: h.add_(nn.functional.embedding_bag(x[:, cat] + offs, t, mode='sum'))
+            if num: h.addmm_(x[:, num].to(h.dtype), w)
+        return h
+
+    def covers(self, inputs)->bool:
+        "Whether `inputs` are the 2-D inputs this split is for (categorical ones integer)."
+        return (len(inputs) == len(self.widths) and all(x.ndim == 2 and x.shape[1] == w for x, w in zip(inputs, self.widths))
+                and all(not x.is_floating_point() for i, x in enumerate(inputs) if any(k[0] == i for k in self.tables)))
+
+    def delta(self, columns, new, old):
+        "Change of `h` when `columns` go from `old` to `new` (per input, the changed rows' model inputs)."
+        d = None
+        for i, c in columns:
+            if (i, c) in self.tables:
+                t = self.tables[i, c]; e = t[new[i][:, c]] - t[old[i][:, c]]
+            else:
+                w = self.weights[i, c]; e = (new[i][:, c] - old[i][:, c]).to(w.dtype)[:, None] * w
+            d = e if d is None else d.add_(e)
+        return d
+
+def register_layer_split(fn # `module -> LayerSplit | None`: the split of the modules it knows, None for the others
+                        ):
+    "Teach the engine the first-layer split of a kind of module (the tabular adapter registers fastai's `TabularModel`)."
+    if fn not in _SPLITTERS: _SPLITTERS.append(fn)
+    return fn
+
+def layer_split(predict # the model, or a bound `predict` of an object with a `layer_split()` method
+               )->LayerSplit|None:
+    "The `LayerSplit` of `predict`, or None (unknown model, a module in train mode, inside `full_passes`)."
+    if _FULL_PASSES[0]: return None
+    owner = getattr(predict, '__self__', None)
+    if owner is not None and not isinstance(owner, nn.Module) and callable(getattr(owner, 'layer_split', None)):
+        return owner.layer_split()
+    if not isinstance(predict, nn.Module) or any(m.training for m in predict.modules()): return None
+    if callable(getattr(predict, 'layer_split', None)): return predict.layer_split()
+    for fn in _SPLITTERS:
+        s = fn(predict)
+        if s is not None: return s
+    return None
+
+def _active_split(predict, inputs):
+    s = layer_split(predict)
+    if s is None or not s.covers(inputs) or len(inputs[0]) * s.hidden * 4 > FIRST_LAYER_CACHE_BYTES: return None
+    return s
+
+def engine_path(predict, # the model as the analysis passes it to `predict_jobs`
+                inputs, # the engine's inputs
+               )->str:
+    "Which path `predict_jobs` takes for plain jobs: 'shared-first-layer' or 'full' (recorded in the results' `attrs['engine']`)."
+    return 'full' if _active_split(predict, as_inputs(inputs)) is None else 'shared-first-layer'
+
 # %% ../../nbs/01_core.engine.ipynb #407c7957
 def predict_jobs(predict, # callable taking the input tensors, returning a tensor with rows on axis 0
                  inputs, # tensor or tuple of tensors, rows on axis 0, already on the model's device
                  jobs, # list of `Job` / `CoalitionJob`, or any iterable of them (made lazily, as the passes need them)
                  bs:int|None=None, # model rows per forward pass (default: `default_bs`)
                 ):
-    "Yield `(job index, output)` for every job, packing several jobs into one forward pass when they are small."
+    "Yield `(job index, output)` for every job, packing several jobs into one forward pass when they are small (on the shared first layer when `predict` has a `layer_split`)."
     inputs = as_inputs(inputs)
     n = len(inputs[0])
     if any(len(x) != n for x in inputs): raise ValueError(f"inputs have different numbers of rows: {[len(x) for x in inputs]}.")
     if n == 0: raise ValueError("inputs have no rows: there is nothing to evaluate.")
     bs = check_int(bs, 'bs', min=1, none_ok=True) or default_bs(inputs, predict=predict)
+    if isinstance(jobs, (list, tuple)) and not jobs: return
+    split = _active_split(predict, inputs)
+    if split is not None and (not isinstance(jobs, (list, tuple)) or all(isinstance(j, (Job, CoalitionJob)) for j in jobs)):
+        yield from _split_jobs(split, predict, inputs, jobs, bs)
+    else: yield from _full_jobs(predict, inputs, jobs, bs)
+
+def _full_jobs(predict, inputs, jobs, bs):
+    "Today's path: every job's rows through the whole model, several jobs packed into one pass."
+    n = len(inputs[0])
     listed = isinstance(jobs, (list, tuple))
     if listed and not jobs: return
     if inputs[0].device.type == 'cpu': settle_cpu_allocator()
@@ -300,3 +397,103 @@ def predict_jobs(predict, # callable taking the input tensors, returning a tenso
             with torch.inference_mode(): job.write(inputs, a, b, [buf[rows:rows + m] for buf in bufs])
             batch.append((j, a, b)); rows += m; a = b
     if batch: yield from run()
+
+# %% ../../nbs/01_core.engine.ipynb #ebb17158
+def _add_delta(split, dst, columns, new, old, tmp):
+    "`dst += ` the first-layer change of `columns` going from `old` to `new` (per column, the rows' values), without temporaries."
+    conts = [k for k, ic in enumerate(columns) if ic not in split.tables]
+    for k, ic in enumerate(columns):
+        if ic in split.tables:
+            t, q = split.tables[ic], tmp[:len(dst)]
+            torch.index_select(t, 0, new[k], out=q); dst.add_(q)
+            torch.index_select(t, 0, old[k], out=q); dst.sub_(q)
+    if len(conts) == 1:
+        k = conts[0]; dst.addr_((new[k] - old[k]).to(dst.dtype), split.weights[columns[k]])
+    elif conts:
+        dx = torch.stack([(new[k] - old[k]).to(dst.dtype) for k in conts], 1)
+        dst.addmm_(dx, torch.stack([split.weights[columns[k]] for k in conts]))
+
+def _split_jobs(split, predict, inputs, jobs, bs):
+    "`predict_jobs` on the shared first layer: `h0` once, each job's changed rows only through `split.rest`."
+    n, dev = len(inputs[0]), inputs[0].device
+    if dev.type == 'cpu': settle_cpu_allocator()
+    with torch.inference_mode():
+        xs = [widen_codes(x) for x in inputs]
+        first = split.first_from_tables if split.bias is not None else split.first
+        h0 = torch.cat([first([x[a:a + bs] for x in xs]) for a in range(0, n, bs)])
+        out0 = torch.cat([split.rest(h0[a:a + bs].clone()) for a in range(0, n, bs)])
+        hbuf, tmp = (torch.empty((bs, split.hidden), dtype=h0.dtype, device=dev) for _ in range(2))
+        pbufs = [torch.empty((min(bs, n), x.shape[1]), dtype=x.dtype, device=dev) for x in xs]
+    outs, left, order, pending, fill = {}, {}, [], [], [0]
+
+    def flush():
+        if fill[0]:
+            with torch.inference_mode():
+                o = split.rest(hbuf[:fill[0]])
+                for j, rows, s in pending: outs[j].index_copy_(0, rows, o[s:s + len(rows)]); left[j] -= 1
+        pending.clear(); fill[0] = 0
+
+    def ready():
+        while order and left[order[0]] == 0:
+            j = order.pop(0); del left[j]; yield j, outs.pop(j)
+
+    for j, job in enumerate(jobs):
+        order.append(j); left[j] = 1
+        if not isinstance(job, Job):                       # coalitions on the shared first layer; other kinds: full passes
+            flush()
+            if isinstance(job, CoalitionJob) and len(job.coalitions) and all(b.ndim == 2 for b in job.background) \
+               and job.coalitions.shape[1] * job.unit * split.hidden * 4 <= FIRST_LAYER_CACHE_BYTES:
+                with torch.inference_mode(): outs[j] = _split_coalitions(split, inputs, xs, job, bs)
+            else: (_, outs[j]), = _full_jobs(predict, inputs, [job], bs)
+            left[j] = 0
+            yield from ready(); continue
+        with torch.inference_mode():
+            outs[j] = out0.clone()
+            cols = job.columns
+            for a in range(0, n if cols else 0, bs):
+                b = min(n, a + bs); m = b - a
+                job.write(inputs, a, b, [p[:m] for p in pbufs])
+                new = [pbufs[i][:m, c] for i, c in cols]; old = [xs[i][a:b, c] for i, c in cols]
+                changed = new[0] != old[0]
+                for u, v in zip(new[1:], old[1:]): changed |= u != v
+                idx = changed.nonzero().squeeze(1)
+                s = 0
+                while s < len(idx):
+                    if fill[0] == bs: flush()
+                    t = min(len(idx), s + bs - fill[0]); seg = idx[s:t]
+                    dst = hbuf[fill[0]:fill[0] + t - s]
+                    torch.index_select(h0[a:b], 0, seg, out=dst)
+                    _add_delta(split, dst, cols, [u[seg] for u in new], [v[seg] for v in old], tmp)
+                    pending.append((j, seg + a, fill[0])); left[j] += 1; fill[0] += t - s; s = t
+        left[j] -= 1
+        flush()                     # a job's passes hold its rows only: its numbers never depend on the other jobs of the run
+        yield from ready()
+    flush()
+    yield from ready()
+
+# %% ../../nbs/01_core.engine.ipynb #b57a3d78
+def _split_coalitions(split, inputs, xs, job, bs):
+    "A `CoalitionJob` on the shared first layer: `h = h_bg + D_unowned + coalitions @ D`, D the per-feature changes."
+    nb, dev = job.unit, xs[0].device
+    bg = [widen_codes(b) for b in job.background]
+    row = [x[job.row:job.row + 1] for x in xs]
+    first = split.first_from_tables if split.bias is not None else split.first
+    base = first(bg)                                                             # (nb, H)
+    M = len(job.coalitions[0]) if len(job.coalitions) else 0
+    D = torch.zeros((M, nb, split.hidden), dtype=base.dtype, device=dev)
+    for i, (own, un) in enumerate(zip(job.owners, job.unowned)):
+        for c in range(xs[i].shape[1]):
+            f = own[:, c].nonzero().flatten()
+            if not len(f) and not bool(un[c]): continue
+            col = [(i, c)]
+            new, old = [row[i][:, c].expand(nb)], [bg[i][:, c]]
+            _add_delta(split, base if bool(un[c]) else D[int(f[0])], col, new, old, torch.empty_like(base))
+    cm = job.coalitions.to(dev).to(base.dtype)
+    q = max(1, bs // nb); out = None
+    for a in range(0, len(cm), q):
+        b = min(len(cm), a + q)
+        h = (cm[a:b] @ D.reshape(M, -1)).reshape(b - a, nb, -1).add_(base).reshape((b - a) * nb, -1)
+        red = job.reduce(split.rest(h), b - a)
+        if out is None: out = torch.empty((len(cm), *red.shape[1:]), dtype=red.dtype, device=red.device)
+        out[a:b] = red
+    return out

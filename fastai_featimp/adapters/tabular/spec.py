@@ -6,7 +6,8 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/adapters.tabular.spec.html
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #e8024370
 from __future__ import annotations
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import torch
@@ -15,14 +16,15 @@ from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.tabular.core import TabularPandas, FillMissing, Categorify, Normalize
 from ...core.checks import warn_caller
-from ...core.engine import Feature, widen_codes
+from fastai.tabular.model import TabularModel
+from ...core.engine import Feature, widen_codes, LayerSplit, register_layer_split
 from ...core.scoring import Scorer
 from .metrics import metric_scorer
 
 # %% auto #0
 __all__ = ['STANDARD_CALLBACKS', 'PREDICTION_EVENTS', 'check_tabular', 'table_features', 'table_feature_info',
            'prediction_callbacks', 'LearnerSpec', 'same_value', 'as_spec', 'validation_rows', 'learner_scorer',
-           'retrain_facts']
+           'tabular_model_split', 'retrain_facts']
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #0a4ccf17
 def check_tabular(learn):
@@ -69,7 +71,11 @@ def table_feature_info(columns:pd.DataFrame # a column table (`LearnerSpec.colum
     return pd.DataFrame({'columns': pd.Series(cols), 'levels': own.levels, 'emb_width': own.emb_width})
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #d8da3dbc
-STANDARD_CALLBACKS = ('TrainEvalCallback', 'Recorder', 'CastToTensor', 'ProgressCallback')   # what tabular_learner adds
+STANDARD_CALLBACKS = ('TrainEvalCallback', 'Recorder', 'CastToTensor', 'ProgressCallback',   # what tabular_learner adds
+                      # and fastai's (and this library's) callbacks that only log, save or stop, whatever events they hook
+                      'TensorBoardCallback', 'TensorBoardBaseCallback', 'WandbCallback', 'CSVLogger', 'ShowGraphCallback',
+                      'SaveModelCallback', 'EarlyStoppingCallback', 'ReduceLROnPlateau', 'TerminateOnNaNCallback',
+                      'FeatureImportanceCallback')
 PREDICTION_EVENTS = ('before_validate', 'before_batch', 'after_pred', 'after_loss')      # events that can change a validation score
 
 def prediction_callbacks(learn # a fastai learner
@@ -184,6 +190,12 @@ class LearnerSpec:
         "The model followed by the activation: what `learn.get_preds` reports for these encoded inputs (compact codes widened)."
         out = self.model(*[widen_codes(t) for t in x])
         return self.activation(out) if self.activation is not None else out
+    def layer_split(self):
+        "The engine's split of `predict` (the model's `tabular_model_split`, the activation appended to its rest), or None."
+        s = tabular_model_split(self.model)
+        if s is None or self.activation is None: return s
+        rest, act = s.rest, self.activation
+        return replace(s, rest=lambda h: act(rest(h)))
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #ae4eb254
 def same_value(a, b):
@@ -240,6 +252,64 @@ def learner_scorer(learn, # a fastai tabular learner
                   )->Scorer:
     "`LearnerSpec.scorer` for a learner: a `Scorer` computed as `learn.validate` computes it."
     return as_spec(learn).scorer(metric, higher_is_better)
+
+# %% ../../../nbs/06_adapters.tabular.spec.ipynb #8687ac35
+def _bn_affine(bn):
+    "Scale and shift (float64) of an eval-mode `BatchNorm1d`: `bn(x) = x * s + t`; None when it has no running statistics."
+    if not isinstance(bn, nn.BatchNorm1d) or bn.running_mean is None: return None
+    s = 1 / torch.sqrt(bn.running_var.double() + bn.eps)
+    t = -bn.running_mean.double() * s
+    if bn.affine: s, t = s * bn.weight.double(), t * bn.weight.double() + bn.bias.double()
+    return s, t
+
+def tabular_model_split(model # a module: fastai's `TabularModel` in eval mode is split, anything else gives None
+                       )->LayerSplit|None:
+    "`model` as stem (embeddings ⊕ bn_cont) -> first Linear (a BatchNorm before it folded in) -> rest, for the engine's shared first layer."
+    if not isinstance(model, TabularModel) or type(model).forward is not TabularModel.forward: return None
+    if any(m.training for m in model.modules()): return None
+    key = tuple((t.data_ptr(), t._version, t.device) for t in list(model.parameters()) + list(model.buffers()))
+    hit = _SPLIT_CACHE.get(model)
+    if hit is not None and hit[0] == key: return hit[1]
+    s = _split_tabular(model)
+    _SPLIT_CACHE[model] = (key, s)
+    return s
+
+_SPLIT_CACHE = weakref.WeakKeyDictionary() # model -> (its parameters' storage and versions, its split): one split per state
+
+def _split_tabular(model):
+    mods = [l for blk in model.layers for l in (blk if isinstance(blk, nn.Sequential) else [blk])]
+    k = next((i for i, l in enumerate(mods) if isinstance(l, nn.Linear)), None)
+    if k is None or not all(isinstance(l, (nn.BatchNorm1d, nn.Dropout)) for l in mods[:k]): return None
+    pre, lin, rest = mods[:k], mods[k], nn.Sequential(*mods[k + 1:])
+    if any(getattr(e, 'max_norm', None) is not None for e in model.embeds): return None
+    W = lin.weight.detach().double()
+    b = lin.bias.detach().double() if lin.bias is not None else torch.zeros(len(W), dtype=W.dtype, device=W.device)
+    for bn in (l for l in pre if isinstance(l, nn.BatchNorm1d)):          # x -> Linear(x*s + t) = (W*s) x + (b + W t)
+        st = _bn_affine(bn)
+        if st is None: return None
+        b, W = b + W @ st[1], W * st[0]
+    tables, weights, off = {}, {}, 0
+    for i, e in enumerate(model.embeds):
+        tables[0, i] = (e.weight.detach().double() @ W[:, off:off + e.embedding_dim].T).to(lin.weight.dtype)
+        off += e.embedding_dim
+    if model.n_cont:
+        if model.bn_cont is not None:
+            st = _bn_affine(model.bn_cont)
+            if st is None: return None
+            Wc = W[:, off:off + model.n_cont] * st[0]; b = b + W[:, off:off + model.n_cont] @ st[1]
+        else: Wc = W[:, off:off + model.n_cont]
+        for c in range(model.n_cont): weights[1, c] = Wc[:, c].to(lin.weight.dtype).contiguous()
+    def first(xs):
+        x_cat, x_cont = xs
+        parts = []
+        if model.n_emb: parts.append(model.emb_drop(torch.cat([e(x_cat[:, i]) for i, e in enumerate(model.embeds)], 1)))
+        if model.n_cont: parts.append(model.bn_cont(x_cont) if model.bn_cont is not None else x_cont)
+        x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+        for l in pre: x = l(x)
+        return lin(x)
+    return LayerSplit(first, rest, tables, weights, (len(model.embeds), model.n_cont), lin.out_features, b.to(lin.weight.dtype))
+
+register_layer_split(tabular_model_split)
 
 # %% ../../../nbs/06_adapters.tabular.spec.ipynb #4a88ed12
 def retrain_facts(spec:LearnerSpec)->dict:
