@@ -173,7 +173,7 @@ def plot_shapley_summary(sv:pd.DataFrame, # a table from `explain` / `shapley_va
     ax.set_yticks(range(len(feats))); ax.set_yticklabels([short_name(f) for f in feats[::-1]], fontsize=9)
     if sc is not None:
         cb = ax.figure.colorbar(sc, ax=ax, shrink=0.7, pad=0.02, ticks=[0, 1]); cb.ax.set_yticklabels(['low', 'high'])
-        cb.set_label('feature value (categories: levels by their mean effect; hollow grey: missing)', fontsize=8)
+        cb.set_label('feature value\n(categories: levels by mean effect;\nhollow grey: missing)', fontsize=8)
     ax.set_xlabel(f"Shapley value (effect on {output if output is not None else ', '.join(map(str, outs))})")
     ax.set_title(f"Shapley summary: {d['row'].nunique()} rows", fontsize=10)
     return ax

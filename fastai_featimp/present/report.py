@@ -318,7 +318,7 @@ def _data_section(interp, fi, settings, timings, omitted):
     facts.append(('versions', ', '.join(f'{k} {v}' for k, v in _versions().items())))
     tdf = pd.DataFrame({'step': list(timings), 'seconds': [round(v, 2) for v in timings.values()]})
     warn = [f"converted: {escape(n)}" for n in interp.notes]
-    warn += [f"{escape(c)}: {s:.1%} of the values are levels the learner never saw in training; they are encoded as #na# (as fastai does)"
+    warn += [f"{escape(c)}: {s:.1%} of the rows hold levels the learner never saw in training; they are encoded as #na# (as fastai does)"
              for c, s in interp.data.unseen.items() if s > 0]
     left = ('<h3>Rows and settings</h3><div class="table"><table><tbody>'
             + ''.join(f'<tr><th>{escape(k)}</th><td class="text">{v if k == "rows" else escape(v)}</td></tr>' for k, v in facts) + '</tbody></table></div>')
