@@ -105,8 +105,9 @@ def test_strata_gives_the_numbers_of_main(clean):
     main_lo = {'shade': 1.3272024477625008, 'x2': 1.0988026136602524, 'x3': 0.32765356610516194, 'x1_dup': 0.14575659339551805,
                'x1': 0.10430240772078957, 'x3_twin': 0.0030450763613936935, 'noise': -0.002300366827489764, 'zip': -0.004401480565236047}
     assert list(fi_full.feature) == list(main)
-    np.testing.assert_allclose(fi_full.importance, list(main.values()), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(fi_full.ci_low, list(main_lo.values()), rtol=1e-9, atol=1e-12)
+    # main's numbers were recorded on torch 2.14; another torch rounds float32 sums otherwise (1.7e-7 on torch 2.0)
+    np.testing.assert_allclose(fi_full.importance, list(main.values()), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fi_full.ci_low, list(main_lo.values()), rtol=1e-6, atol=1e-6)
     assert fi.attrs['partners'] == {'x1': ['x1_dup'], 'x1_dup': ['x1'], 'x3': ['x3_twin'], 'x3_twin': ['x3']}
     # the same as handing the strata to the generic function by hand (the path main took)
     fr = it.feature_frame()

@@ -35,7 +35,8 @@ def test_from_learner_keeps_architecture(small, kw):
     kw = dict(dict(layers=[20, 10]), **kw)
     learn = train_recipe(small, CATS, CONTS, 'y', valid_idx=range(240, 300), y_block=RegressionBlock(), epochs=1, **kw)
     with warnings.catch_warnings():
-        warnings.simplefilter('error')   # everything is readable from a TabularModel: no warning
+        warnings.simplefilter('error', UserWarning)   # everything is readable from a TabularModel: none of ours
+        warnings.filterwarnings('ignore', message='.*not writable.*')   # torch's, on reading a DataFrame (not about readability)
         again = RetrainRecipe.from_learner(learn, small, epochs=1, valid_idx=list(range(240, 300))).train()
     a, b = structure(learn.model), structure(again.model)
     assert a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
@@ -141,6 +142,7 @@ def test_select_features_cache(recipe, small, tmp_path):
 
 # 23. Ray tasks retry system failures only, and ask for a GPU when the recipe trains on one
 def test_ray_task_options(recipe):
+    pytest.importorskip('ray')
     import dataclasses
     from fastai_featimp.retrain.executor import RetrainExecutor
     ex = RetrainExecutor('ray')
