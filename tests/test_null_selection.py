@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastai_featimp.all import (demo_learner, make_demo_data, RetrainRecipe, null_importance, select_features, DEMO_TRUTH,
+from fastai_featimp.all import (benjamini_hochberg, demo_learner, make_demo_data, RetrainRecipe, null_importance, select_features, DEMO_TRUTH,
                                 null_p_values, plot_null_importance)
 
 DRIVERS, IRRELEVANT = DEMO_TRUTH['drivers'], DEMO_TRUTH['irrelevant']
@@ -29,10 +29,11 @@ def test_null_importance_table_and_p_values(tiny):
     learn, test_df, recipe = tiny
     ni = null_importance(recipe, test_df, n_null=3, n_repeats=2, seed=0, progress=False)
     nulls = [f'null:{k}' for k in range(3)]
-    assert list(ni.columns[:9]) == ['feature', 'type', 'importance', 'null_mean', 'null_std', 'null_q95', 'p_value', 'p_parametric', 'fit']
-    assert list(ni.columns[9:]) == nulls and ni.importance.is_monotonic_decreasing
+    assert list(ni.columns[:10]) == ['feature', 'type', 'importance', 'null_mean', 'null_std', 'null_q95', 'p_value', 'p_adjusted', 'p_parametric', 'fit']
+    np.testing.assert_allclose(ni.p_adjusted, benjamini_hochberg(ni.p_value.to_numpy()))
+    assert list(ni.columns[10:]) == nulls and ni.importance.is_monotonic_decreasing
     for r in ni.itertuples():
-        v = np.array([getattr(r, f'_{10 + k}') for k in range(3)])
+        v = np.array([getattr(r, f'_{11 + k}') for k in range(3)])
         assert r.p_value == pytest.approx((1 + (v >= r.importance).sum()) / 4)         # empirical, +1 corrected
         assert r.null_mean == pytest.approx(v.mean()) and r.null_std == pytest.approx(v.std(ddof=1))
         assert (r.p_value, r.p_parametric, r.fit) == pytest.approx(null_p_values(v, r.importance))

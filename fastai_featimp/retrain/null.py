@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from ..core.checks import check_int, check_choice, resolve_seed, derived_generator
+from ..core.summary import benjamini_hochberg
 from .recipe import RetrainRecipe, retrain_evaluate
 from .executor import RetrainExecutor
 from .cache import ResultCache, metric_key, run_meta, finite_table
@@ -103,6 +104,7 @@ def null_importance(recipe:RetrainRecipe, # how to retrain
         rows.append((f, obs[f][1], obs[f][0], v.mean(), v.std(ddof=1), np.quantile(v, 0.95), p_emp, p_par, dist))
     out = pd.DataFrame(rows, columns=['feature', 'type', 'importance', 'null_mean', 'null_std', 'null_q95', 'p_value',
                                       'p_parametric', 'fit'])
+    out.insert(7, 'p_adjusted', benjamini_hochberg(out.p_value.to_numpy()))   # over the table's features (FDR), like every importance table
     nulls = pd.DataFrame(null, columns=[f'null:{k}' for k in range(n_null)])
     out = pd.concat([out, nulls], axis=1).sort_values('importance', ascending=False, kind='stable').reset_index(drop=True)
     out.attrs.update(dict(method='null_importance', metric=metric_key(metric), n_null=n_null, n_repeats=n_repeats, seed=seed,
