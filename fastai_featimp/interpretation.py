@@ -175,10 +175,19 @@ def score(self:FeatureInterpretation,
           bs:int|None=None, # rows per forward pass
          )->float:
     "The learner's score on the rows (loss or metric), as `learn.validate` computes it."
+    return self._scored(metric, higher_is_better, bs)[0]
+
+@patch
+def _scored(self:FeatureInterpretation, metric=None, higher_is_better=None, bs=None, rows=False):
+    "`(score, per-row scores or None)` from one forward pass; the rows only when asked and when the score is a mean over rows."
     scorer = self.spec.scorer(metric, higher_is_better)
     with eval_mode(self.model):
         (_, preds), = predict_jobs(self.model, self.inputs, [Job()], bs)
-    return scorer(preds, self.targets())
+    score = scorer(preds, self.targets())
+    fn = perm_.row_scorer(scorer) if rows else None
+    if fn is None: return score, None
+    r = fn(preds, self.targets()).double().cpu().numpy()
+    return score, (r if r.shape == (self.n_rows,) and np.isclose(r.mean(), score, rtol=1e-4, atol=1e-7) else None)
 
 # %% ../nbs/20_interpretation.ipynb #48bd3c89
 @patch
@@ -187,13 +196,7 @@ def row_scores(self:FeatureInterpretation,
                *, bs:int|None=None, # rows per forward pass
               )->np.ndarray|None:
     "The score of each row (their mean is `score(metric)`), or None when the score is not a mean over rows (an AUC, say)."
-    scorer = self.spec.scorer(metric)
-    fn = perm_.row_scorer(scorer)
-    if fn is None: return None
-    with eval_mode(self.model):
-        (_, preds), = predict_jobs(self.model, self.inputs, [Job()], bs)
-    r = fn(preds, self.targets()).double().cpu().numpy()
-    return r if r.shape == (self.n_rows,) and np.isclose(r.mean(), scorer(preds, self.targets()), rtol=1e-4, atol=1e-7) else None
+    return self._scored(metric, bs=bs, rows=True)[1]
 
 # %% ../nbs/20_interpretation.ipynb #45040a3d
 @patch

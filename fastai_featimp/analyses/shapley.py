@@ -78,10 +78,7 @@ def _background_se(phi_groups, w):
     G = len(phi_groups)
     if G < 2: return torch.zeros_like(phi_groups[0])
     g = torch.stack(phi_groups)
-    s2 = ((g - torch.einsum('g,g...->...', w, g)) ** 2).sum(0) / (G - 1)           # (r, m, out)
-    pooled = (s2 + s2.mean(0, keepdim=True)) / 2 if len(s2) > 1 else s2
-    from scipy.stats import t
-    return (pooled / G).sqrt() * (float(t.ppf(0.975, 2 * (G - 1) if len(s2) > 1 else G - 1)) / 1.96)
+    return _calibrated_se(((g - torch.einsum('g,g...->...', w, g)) ** 2).sum(0) / (G - 1), G)
 
 def _exact(predict, inputs, background, features, **kw):
     r, m = len(inputs[0]), len(features)
@@ -124,11 +121,16 @@ def _orders_se(pairs):
     contribution only a few times), and scaled by the t quantile of the pooled degrees of freedom over 1.96."""
     p = pairs.shape[1]
     if p < 2: return torch.zeros_like(pairs[:, 0])
-    s2 = pairs.var(1, unbiased=True)                                               # (r, m, out)
-    pooled = (s2 + s2.mean(0, keepdim=True)) / 2 if len(s2) > 1 else s2
-    df = 2 * (p - 1) if len(s2) > 1 else p - 1
+    return _calibrated_se(pairs.var(1, unbiased=True), p)
+
+def _calibrated_se(s2, # (r, m, out) per-row variances, each from `k` independent values
+                   k:int, # the values each variance comes from
+                  ):
+    "Standard errors `sqrt(v / k)` for a 1.96 reading: `v` pooled half and half with the feature's mean over the rows, scaled by t(0.975, df) / 1.96."
     from scipy.stats import t
-    return (pooled / p).sqrt() * (float(t.ppf(0.975, df)) / 1.96)
+    pooled = (s2 + s2.mean(0, keepdim=True)) / 2 if len(s2) > 1 else s2
+    df = 2 * (k - 1) if len(s2) > 1 else k - 1
+    return (pooled / k).sqrt() * (float(t.ppf(0.975, df)) / 1.96)
 
 def choose_method(method:str, # 'auto', 'exact' or 'permutation'
                   n_features:int, # number of players M

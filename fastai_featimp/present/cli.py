@@ -82,8 +82,9 @@ def _demo(out, task, rows, epochs, repeats, seed, progress, report, t_start):
     if report:
         import os, torch
         from fastai_featimp.present.demo_report import demo_report
-        n_retrains = 2 + 1 + (len(fi) + 1) * 3     # fold view: 2 more seeds; comparison: 1 capped, (full + each column) x 3 seeds
-        print(f"writing the report: {n_retrains} retrains (2 for the fold view, {n_retrains - 2} for the method comparison), then every analysis ...")
+        from fastai_featimp.present.demo_report import demo_report_retrains
+        n_retrains, n_fold = demo_report_retrains(len(fi)), demo_report_retrains(len(fi), compare=False)
+        print(f"writing the report: {n_retrains} retrains ({n_fold} for the fold view, {n_retrains - n_fold} for the method comparison), then every analysis ...")
         path = demo_report(Path(out) / 'report.html', task=task, rows=rows, epochs=epochs, seed=seed, n_repeats=repeats, learn=learn, test_df=test_df,
                            importance=fi, progress=progress, extra_timings={'training the demo learner': t1 - t0, 'permutation importance': t2 - t1})
         t3 = time.perf_counter()

@@ -19,9 +19,18 @@ import fastai_featimp.present.report  # noqa: F401 (adds FeatureInterpretation.r
 from fastcore.meta import delegates
 
 # %% auto #0
-__all__ = ['demo_report']
+__all__ = ['COMPARE_SEEDS', 'demo_report_retrains', 'demo_report']
 
 # %% ../../nbs/35_present.demo_report.ipynb #b2282c58
+COMPARE_SEEDS = 3 # seeds of every model in the demo report's method comparison (drop-column)
+
+def demo_report_retrains(n_features:int, # columns of the demo learner
+                         n_folds:int=3, # models in the fold view
+                         compare:bool=True, # the method comparison is included
+                        )->int:
+    "How many retrains `demo_report` runs: `n_folds - 1` for the fold view, 1 capped + (the full model + each column) x seeds to compare."
+    return (n_folds - 1 if n_folds >= 2 else 0) + (1 + (n_features + 1) * COMPARE_SEEDS if compare else 0)
+
 @delegates(FeatureInterpretation.report, keep=True)
 def demo_report(path, # the HTML file to write
                 *, task:str='regression', # 'regression' or 'classification'
@@ -64,7 +73,7 @@ def _demo_report(path, task, rows, epochs, seed, n_repeats, n_folds, compare, le
         timings[f'training and scoring {n_folds - 1} more seeds (folds)'] = time.perf_counter() - t
     if compare:
         t = time.perf_counter()
-        comparison = compare_methods(recipe, test_df, learn=learn, cap=4, n_repeats=n_repeats, n_seeds=3, seed=seed, progress=progress)
+        comparison = compare_methods(recipe, test_df, learn=learn, cap=4, n_repeats=n_repeats, n_seeds=COMPARE_SEEDS, seed=seed, progress=progress)
         timings['retraining for the method comparison'] = time.perf_counter() - t
     kwargs.setdefault('title', f'Demo ({task}): what the tabular learner relies on')
     return interp.report(path, seed=seed, n_repeats=n_repeats, importance=fi, folds=folds, fold_labels=labels, comparison=comparison,

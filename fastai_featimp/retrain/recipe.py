@@ -258,9 +258,8 @@ def retrain_evaluate(recipe:RetrainRecipe, # how to retrain
                     )->dict:
     "Train by `recipe` with `kwargs`, score on held-out rows: `{'score', 'higher_is_better'}`, plus `'rows'` and `'table'` (importance) when asked."
     it = FeatureInterpretation.from_learner(recipe.train(**kwargs), df=held_out_rows(recipe, test_df, kwargs))
-    out = dict(score=it.score(metric), higher_is_better=it.spec.scorer(metric).higher_is_better)
-    if rows:
-        r = it.row_scores(metric)
-        out['rows'] = None if r is None else [float(v) for v in r]
+    score, r = it._scored(metric, rows=rows)                  # one forward pass for the score and the per-row scores
+    out = dict(score=score, higher_is_better=it.spec.scorer(metric).higher_is_better)
+    if rows: out['rows'] = None if r is None else [float(v) for v in r]
     if importance is not None: out['table'] = it.importance(metric=metric, **dict(dict(progress=False), **importance))
     return out

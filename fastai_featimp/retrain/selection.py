@@ -13,7 +13,7 @@ import pandas as pd
 from ..core.checks import check_int, check_choice, resolve_seed
 from ..core.checks import check_number
 from ..core.scoring import how_much_worse
-from ..core.summary import paired_retrain_difference
+from ..core.summary import paired_retrain_difference, t_p_value
 from .recipe import RetrainRecipe, retrain_evaluate, held_out_rows
 from .executor import RetrainExecutor
 from .folds import fold_tasks
@@ -126,10 +126,9 @@ def select_features(recipe:RetrainRecipe, # how to retrain
                                            [res[k]['rows'] for k in keys] if have_rows else None,
                                            [ref[k]['rows'] for k in keys] if have_rows else None, sign)
             t = tol()
-            p = float(t_dist.cdf((pr['diff'] - t) / pr['se'], pr['df'])) if pr['se'] > 0 else float(pr['diff'] >= t)
+            p = float(t_p_value(t - pr['diff'], pr['se'], pr['df']))       # H0: the drop costs at least the tolerance
             if p < alpha or p > 0.5 or m >= max_seeds: return res, dict(pr, p_value=p, tolerance=t, n_seeds=m)
             m += 1                                                              # undecided: one more seed for both models
-    from scipy.stats import t as t_dist
     if by == 'permutation': rank = _mean_importance(list(full.values()))
     elif by == 'drop_column':                                                   # how much worse without it (first seed)
         first = [x for x in sets if x[1]['seed'] == seed]
