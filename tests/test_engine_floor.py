@@ -9,7 +9,7 @@ import pytest
 import torch
 from fastai.tabular.all import CategoryBlock, RegressionBlock, tabular_config, accuracy, rmse
 from fastai.tabular.model import TabularModel
-from fastai_featimp.all import (FeatureInterpretation, Feature, Job, CoalitionJob, coalition_owners, predict_jobs, full_passes,
+from fastai_featimp.all import (FeatureInterpretation, Feature, Job, CoalitionJob, MarginalJob, coalition_owners, predict_jobs, full_passes,
                                 engine_path, make_demo_data, tabular_model_split, eval_mode, permutation_importance)
 from conftest import train_recipe, CATS, CONTS
 
@@ -74,7 +74,8 @@ def _analyses(it, learn, test, name):
            'sens_noise': lambda: it.sensitivity(method='noise', seed=0, progress=False, per_output=True),
            'h': lambda: it.h_statistic(cols, max_rows=40, n_repeats=2, seed=0, progress=False),
            'sv': lambda: it.explain(range(3), n_background=20, seed=0, progress=False),
-           'sv_perm': lambda: it.explain(range(2), n_background=15, method='permutation', n_permutations=6, seed=0, progress=False)}
+           'sv_perm': lambda: it.explain(range(2), n_background=15, method='permutation', n_permutations=6, seed=0, progress=False),
+           'sage': lambda: it.sage(n_permutations=4, n_background=12, seed=0, progress=False)}
     if conts:
         out['fi_groups_na'] = lambda: learn.feature_importance(df=test, seed=2, groups=[['x2', 'x1']] + ([cats[:1]] if cats else []), progress=False)
         out['pdp'] = lambda: it.partial_dependence('x2', kind='both', max_rows=100, seed=0, progress=False)   # x2 has x2_na
@@ -96,7 +97,7 @@ def test_every_analysis_equals_full_passes(arch):
         for k, f in _analyses(it, learn, test, name).items():
             fast = f()
             with full_passes(): full = f()
-            if k in ('fi', 'dp', 'sens', 'pdp', 'ale', 'h', 'sv'):
+            if k in ('fi', 'dp', 'sens', 'pdp', 'ale', 'h', 'sv', 'sage'):
                 assert fast.attrs['engine'] == 'shared-first-layer', k
                 assert full.attrs['engine'] == 'full', k
             if k == 'dp':   # joint_share = importance_ab / (importance_a + importance_b): ill-conditioned where a + b ~ 0
@@ -124,7 +125,7 @@ def _model(emb_szs, n_cont, out, seed=0, **kw):
                                 dict(layers=[16], use_bn=False, bn_cont=False, y_range=(0, 2))])
 @pytest.mark.parametrize('bs', [7, 64, 8192])
 def test_engine_every_job_kind(kw, bs):
-    "Permutations (with ties), values, deltas, the baseline and coalitions (on the shared first layer too), packed and split across passes, in job order."
+    "Permutations (with ties), values, deltas, the baseline, coalitions and marginal (SAGE) jobs (on the shared first layer too), packed and split across passes, in job order."
     kw = dict(kw); out = kw.pop('out', 2)
     m = _model([(4, 3), (60, 6), (2, 1)], 3, out, **kw)
     g = torch.Generator().manual_seed(0); n = 50
@@ -133,11 +134,14 @@ def test_engine_every_job_kind(kw, bs):
     inputs = (x_cat, x_cont)
     fs = [Feature('a', [(0, 0)]), Feature('b', [(0, 1), (1, 0)]), Feature('c', [(0, 2)]), Feature('d', [(1, 1), (1, 2)])]
     owners, unowned = coalition_owners(inputs, fs)
+    bg = tuple(x[30:37] for x in inputs)
     perm = lambda s: torch.randperm(n, generator=torch.Generator().manual_seed(s))
     jobs = [Job(), Job(((0, 0),), perm(1)), Job(((0, 2),), perm(2)), Job(((1, 2),), perm(3)), Job(((0, 1), (1, 0)), perm(4)),
             Job(((0, 1), (1, 1)), values=torch.tensor([5., 0.3])), Job(((1, 0),), values=torch.randn(n, 1, generator=g)),
             Job(((1, 1), (1, 2)), delta=torch.randn(n, 2, generator=g)), Job(((1, 2),), delta=torch.zeros(1)),
             CoalitionJob(3, torch.rand(5, 4, generator=g) > .5, tuple(x[10:20] for x in inputs), owners, unowned),
+            MarginalJob(torch.tensor([True, False, False, True]), bg, owners, unowned),     # two coalitions on one background
+            MarginalJob(torch.tensor([False, True, True, False]), bg, owners, unowned, lambda o: torch.softmax(o, -1)),
             Job(((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)), perm(5))]
     fast = list(predict_jobs(m, inputs, iter(jobs), bs))                       # an iterable, made as the passes need them
     with full_passes(): full = list(predict_jobs(m, inputs, jobs, bs))
@@ -145,7 +149,7 @@ def test_engine_every_job_kind(kw, bs):
     for (_, a), (_, b) in zip(fast, full):
         assert a.shape == b.shape and a.dtype == b.dtype
         assert scaled_gap(a.double(), b.double()) <= 1e-6
-    assert torch.equal(fast[-3][1], fast[0][1])                                 # a zero delta changes no row: the baseline
+    assert torch.equal(fast[8][1], fast[0][1])                                  # a zero delta changes no row: the baseline
 
 
 def test_unchanged_rows_skip_the_rest():

@@ -30,6 +30,9 @@ def snapshot() -> dict:
         m = 'accuracy' if task == 'classification' else 'rmse'
         rec(f'{task}/fi', learn.feature_importance(df=test, seed=0, progress=False))
         rec(f'{task}/fi_metric', learn.feature_importance(df=test, seed=1, metric=m, progress=False))
+        if task == 'classification':
+            rec(f'{task}/fi_auc', learn.feature_importance(df=test, seed=1, metric='RocAucBinary', progress=False))
+            rec(f'{task}/fi_auc_rep', learn.feature_importance(df=test, seed=1, metric='RocAucBinary', interval='repeats', progress=False))
         rec(f'{task}/fi_groups', learn.feature_importance(df=test, seed=2, groups='auto', progress=False))
         rec(f'{task}/fi_cond', learn.feature_importance(df=test, seed=2, conditional=True, progress=False))
         rec(f'{task}/fi_auto', learn.feature_importance(df=test, seed=3, n_repeats='auto', progress=False))

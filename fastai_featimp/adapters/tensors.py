@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 from ..core.checks import subsample_rows, make_generator
+from ..core.scoring import plain_tensor
 
 # %% auto #0
 __all__ = ['to_tensor', 'model_device', 'check_finite', 'model_on_tensors', 'prepare_inputs']
@@ -19,8 +20,8 @@ __all__ = ['to_tensor', 'model_device', 'check_finite', 'model_on_tensors', 'pre
 def to_tensor(x, # tensor, NumPy array, or pandas object
               name:str, # the argument's name, for the message
              )->torch.Tensor:
-    "A tensor from `x` (no copy for tensors and contiguous arrays)."
-    if isinstance(x, torch.Tensor): return x
+    "A plain tensor from `x` (no copy for tensors and contiguous arrays; fastai's tensor subclasses viewed as `torch.Tensor`)."
+    if isinstance(x, torch.Tensor): return plain_tensor(x)
     if isinstance(x, np.ndarray):
         if x.dtype == object: raise TypeError(f"{name} is a NumPy array of objects: convert it to numbers first.")
         return torch.from_numpy(np.ascontiguousarray(x))

@@ -83,12 +83,23 @@ class _Tally:
         return torch.randint(self.n, (self.n,), generator=derived_generator(self.seed, 'bootstrap', b)).to(dev)
 
     def _boot_scores(self, preds, boots):
+        "`(score on all rows, {resample: score})`."
         take = lambda t, i: tuple(x[i] for x in t) if isinstance(t, tuple) else t[i]
-        return {b: np.asarray(self.scorer(preds[i], take(self.target, i)), dtype=float)
-                for b, i in ((b, self._boot_index(b, preds.device)) for b in boots)}
+        if not isinstance(self.scorer, Scorer):              # per-output scores: one call per resample
+            return (np.asarray(self.scorer(preds, self.target), dtype=float),
+                    {b: np.asarray(self.scorer(preds[i], take(self.target, i)), dtype=float)
+                     for b, i in ((b, self._boot_index(b, preds.device)) for b in boots)})
+        boots, out, step, full = list(boots), {}, max(1, 2 ** 24 // self.n), None   # indices of up to 16M rows at a time
+        for a in range(0, len(boots), step):
+            part = boots[a:a + step]
+            res = self.scorer.resampled(preds, self.target, torch.stack([self._boot_index(b, preds.device) for b in part]), full=a == 0)
+            if a == 0: full, res = res
+            out.update(zip(part, res))
+        return np.asarray(self.scorer(preds, self.target) if full is None else full, dtype=float), out
 
     def baseline(self, preds):
-        self.base = np.asarray(self.scorer(preds, self.target), dtype=float)
+        boot = self.kind == 'bootstrap'                  # the bootstrap's call scores all rows too (one sort for an AUC)
+        self.base = None if boot else np.asarray(self.scorer(preds, self.target), dtype=float)
         if self.kind in ('rows', 'delta'):
             delta = self.kind == 'delta'
             try:
@@ -108,11 +119,16 @@ class _Tally:
             if self.n * self.n_boot <= 2 ** 24:          # up to 128 MB of indices: draw them once
                 self._idx = torch.stack([torch.randint(self.n, (self.n,), generator=derived_generator(self.seed, 'bootstrap', b))
                                          for b in range(self.n_boot)]).to(dev)
-            self.base_boot = self._boot_scores(preds, range(self.n_boot))
+            full, self.base_boot = self._boot_scores(preds, range(self.n_boot))
+            if self.base is None: self.base = full
 
     def add(self, f, perm, preds, last=False, r=0):
         "Score the predictions of repeat `r` of feature `f` (permuted by `perm`); `last`: its final repeat (free its running sums)."
-        self.scores.setdefault(f, []).append(np.asarray(self.scorer(preds, self.target), dtype=float))
+        if self.kind == 'bootstrap' and r < self.boot_repeats:
+            score, boot = self._boot_scores(preds, range(r, self.n_boot, self.boot_repeats))
+            self.boot.setdefault(f, {}).update(boot)
+        else: score = np.asarray(self.scorer(preds, self.target), dtype=float)
+        self.scores.setdefault(f, []).append(score)
         if self.kind in ('rows', 'delta'):
             e = self.row_fn(preds, self.target).to(self.base_rows.dtype)
             if self.kind == 'rows': d = e - self.base_rows
@@ -123,8 +139,6 @@ class _Tally:
             a = self.acc[f]
             a[0] += d; a[1].index_add_(0, perm.to(d.device), d); a[2] = a[2] + d.sum(0); a[3] = a[3] + (d * d).sum(0)
             if last and not self.keep: self._close(f)
-        elif self.kind == 'bootstrap' and r < self.boot_repeats:
-            self.boot.setdefault(f, {}).update(self._boot_scores(preds, range(r, self.n_boot, self.boot_repeats)))
 
     def _close(self, f):
         t, s, tot, sq = self.acc.pop(f)

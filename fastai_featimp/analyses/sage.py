@@ -7,13 +7,12 @@ Docs: https://fastai-featimp.github.io/fastai_featimp/analyses.sage.html.md"""
 # %% ../../nbs/14a_analyses.sage.ipynb #070a3af5
 from __future__ import annotations
 import math
-from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
 from ..core.checks import check_number, check_bool, check_fits, resolve_seed, derived_generator, subsample_rows, warn_caller
-from ..core.engine import Job, coalition_owners, predict_jobs, eval_mode, announce_cost, default_bs
+from ..core.engine import Job, MarginalJob, coalition_owners, predict_jobs, eval_mode, announce_cost, default_bs, engine_path
 from ..core.features import resolve_features, default_features
 from ..core.scoring import Scorer, mean_squared_error
 from ..adapters.tensors import prepare_inputs
@@ -21,33 +20,8 @@ from .permutation import row_scorer
 from .shapley import _as_tensors, _check_inputs
 
 # %% auto #0
-__all__ = ['MIN_PAIRS', 'SAGE_EPS', 'ACTIVATION_LINKS', 'SageJob', 'activation_link', 'sage_orders', 'se_ratio', 'sage_table',
+__all__ = ['MIN_PAIRS', 'SAGE_EPS', 'ACTIVATION_LINKS', 'activation_link', 'sage_orders', 'se_ratio', 'sage_table',
            'sage_importance']
-
-# %% ../../nbs/14a_analyses.sage.ipynb #952259cc
-@dataclass(frozen=True, eq=False)
-class SageJob:
-    "Mean model output over `background` for every row with one coalition: its features from the row, the others from the background."
-    coalition: torch.Tensor # (M,) bool: the features that keep the row's values
-    background: tuple # background tensors (nb, ...), one per input, on the inputs' device and dtype
-    owners: tuple # from `coalition_owners`
-    unowned: tuple # from `coalition_owners`
-
-    @property
-    def unit(self)->int: return len(self.background[0])
-    def n_units(self, n:int)->int: return n
-
-    def write(self, inputs, a:int, b:int, dst):
-        "Write the `(b-a) * len(background)` model rows of rows `a:b` into the buffers `dst`."
-        q, nb = b - a, self.unit
-        if self.__dict__.get('_dev') != inputs[0].device:   # which columns come from the row: once per job
-            cm = self.coalition.to(inputs[0].device).float()
-            self.__dict__.update(_dev=inputs[0].device, _take=tuple((cm @ own > 0) | un for own, un in zip(self.owners, self.unowned)))
-        for x, bg, take, d in zip(inputs, self.background, self._take, dst):
-            shape = (1, 1) + (1,) * (x.ndim - 2) + (x.shape[-1],)
-            torch.where(take.view(shape), x[a:b].to(d.dtype).unsqueeze(1), bg.to(d.dtype).unsqueeze(0), out=d.view(q, nb, *x.shape[1:]))
-
-    def reduce(self, out:torch.Tensor, k:int)->torch.Tensor: return out.reshape(k, self.unit, -1).double().mean(1)
 
 # %% ../../nbs/14a_analyses.sage.ipynb #e9c8f74b
 MIN_PAIRS = 8 # with n_permutations='auto': antithetic pairs of the first round (the standard errors need a few degrees of freedom)
@@ -76,9 +50,9 @@ def _loss_of(row_fn, link, target, sign, like):
         return sign * float(row_fn(p.reshape(len(p), *like.shape[1:]).to(like.dtype), target).double().mean())
     return f
 
-def _coalition_losses(model, inputs, masks, background, owners, unowned, loss_of, bs, progress):
-    "The loss of each coalition in `masks` (C, M): one `SageJob` each, batched by the engine."
-    jobs = [SageJob(m, background, owners, unowned) for m in masks]
+def _coalition_losses(model, inputs, masks, background, owners, unowned, loss_of, bs, progress, act=None):
+    "The loss of each coalition in `masks` (C, M): one `MarginalJob` each (outputs through `act` before averaging), batched by the engine."
+    jobs = [MarginalJob(m, background, owners, unowned, act) for m in masks]
     out = [None] * len(jobs)
     it = predict_jobs(model, inputs, jobs, bs)
     if progress: it = progress_bar(it, total=len(jobs), leave=False)
@@ -182,8 +156,8 @@ def sage_importance(predict, # model: a callable or `nn.Module` on the input ten
         if bidx is not None: bg = tuple(b[bidx] for b in bg)
     bg = tuple(b.to(device=x.device, dtype=x.dtype) for b, x in zip(bg, inputs))
     owners, unowned = coalition_owners(inputs, features)
-    net = model if act is None else (lambda *x: act(model(*x)))
     with eval_mode(predict):
+        path = engine_path(model, inputs, MarginalJob(torch.zeros(m, dtype=torch.bool), bg, owners, unowned))
         (_, raw), = predict_jobs(model, inputs, [Job()], bs)
         base = scorer(raw, target)
         try: rows = row_fn(raw, target).double()
@@ -200,7 +174,7 @@ def sage_importance(predict, # model: a callable or `nn.Module` on the input ten
             keys = [bytes(k.to(torch.uint8).tolist()) for k in masks]
             todo = [i for i, k in enumerate(keys) if k not in cache]
             if todo:
-                for i, v in zip(todo, _coalition_losses(net, inputs, masks[todo], bg, owners, unowned, loss_of, bs, progress)): cache[keys[i]] = v
+                for i, v in zip(todo, _coalition_losses(model, inputs, masks[todo], bg, owners, unowned, loss_of, bs, progress, act)): cache[keys[i]] = v
             return [cache[k] for k in keys]
         g, auto = derived_generator(seed, 'orders'), n_permutations == 'auto'
         most = (max_permutations if auto else n_permutations) // 2
@@ -222,7 +196,7 @@ def sage_importance(predict, # model: a callable or `nn.Module` on the input ten
                     f"{ratio:.3g} of the range of the values (tol={tol}). Raise max_permutations, or accept wider errors.")
     attrs = dict(method='sage', metric=scorer.name, higher_is_better=scorer.higher_is_better, loss_full=sign * full, loss_empty=sign * empty,
                  n_permutations=2 * len(p), max_permutations=max_permutations if auto else None, tol=tol, converged=converged,
-                 se_ratio=ratio, rounds=rounds, seed=seed, n_rows=n, n_background=len(bg[0]), n_features=m,
+                 se_ratio=ratio, rounds=rounds, seed=seed, n_rows=n, engine=path, n_background=len(bg[0]), n_features=m,
                  features=[f.name for f in features], n_coalitions=len(cache) - 1, n_model_rows=(len(cache) - 1) * n * len(bg[0]) + n,
                  efficiency_gap=abs(float(values.sum()) - (empty - full)), background_index=None if bidx is None else bidx.tolist())
     return sage_table(features, values.numpy(), se.numpy(), attrs)

@@ -14,9 +14,9 @@ from .checks import check_int, warn_caller
 
 # %% auto #0
 __all__ = ['GPU_MAX_CHUNK_ROWS', 'LARGE_RUN_ROWS', 'FIRST_LAYER_CACHE_BYTES', 'Feature', 'eval_mode', 'Job', 'coalition_owners',
-           'CoalitionJob', 'model_input_dtype', 'widen_codes', 'activation_bytes_per_row', 'settle_cpu_allocator',
-           'default_bs', 'as_inputs', 'forward', 'output_width', 'announce_cost', 'full_passes', 'LayerSplit',
-           'register_layer_split', 'layer_split', 'engine_path', 'predict_jobs']
+           'CoalitionJob', 'MarginalJob', 'model_input_dtype', 'widen_codes', 'activation_bytes_per_row',
+           'settle_cpu_allocator', 'default_bs', 'as_inputs', 'forward', 'output_width', 'announce_cost', 'full_passes',
+           'LayerSplit', 'register_layer_split', 'layer_split', 'engine_path', 'predict_jobs']
 
 # %% ../../nbs/01_core.engine.ipynb #b4cd8dcf
 @dataclass(frozen=True)
@@ -149,6 +149,33 @@ class CoalitionJob:
             torch.where(take.view(shape), row, bg.to(d.dtype).unsqueeze(0), out=d.view(q, nb, *x.shape[1:]))
 
     def reduce(self, out:torch.Tensor, k:int)->torch.Tensor: return out.reshape(k, self.unit, -1).double().mean(1)
+
+# %% ../../nbs/01_core.engine.ipynb #b70f3f4f
+@dataclass(frozen=True, eq=False)
+class MarginalJob:
+    "Mean model output over `background` for every row with one coalition (marginal imputation: SAGE's game): its features from the row, the others from the background."
+    coalition: torch.Tensor # (M,) bool: the features that keep the row's values
+    background: tuple # background tensors (nb, ...), one per input, on the inputs' device and dtype
+    owners: tuple # from `coalition_owners`
+    unowned: tuple # from `coalition_owners`
+    activation: object = None # applied to the model's outputs before they are averaged (a classifier's softmax), or None
+
+    @property
+    def unit(self)->int: return len(self.background[0])
+    def n_units(self, n:int)->int: return n
+
+    def write(self, inputs, a:int, b:int, dst):
+        "Write the `(b-a) * len(background)` model rows of rows `a:b` into the buffers `dst`."
+        q, nb = b - a, self.unit
+        if self.__dict__.get('_dev') != inputs[0].device:   # which columns come from the row: once per job
+            cm = self.coalition.to(inputs[0].device).float()
+            self.__dict__.update(_dev=inputs[0].device, _take=tuple((cm @ own > 0) | un for own, un in zip(self.owners, self.unowned)))
+        for x, bg, take, d in zip(inputs, self.background, self._take, dst):
+            shape = (1, 1) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+            torch.where(take.view(shape), x[a:b].to(d.dtype).unsqueeze(1), bg.to(d.dtype).unsqueeze(0), out=d.view(q, nb, *x.shape[1:]))
+
+    def reduce(self, out:torch.Tensor, k:int)->torch.Tensor:
+        return (out if self.activation is None else self.activation(out)).reshape(k, self.unit, -1).double().mean(1)
 
 # %% ../../nbs/01_core.engine.ipynb #9ccabd4e
 _NARROW_INTS = (torch.int8, torch.int16, torch.int32)
@@ -335,11 +362,20 @@ def _active_split(predict, inputs):
     if s is None or not s.covers(inputs) or len(inputs[0]) * s.hidden * 4 > FIRST_LAYER_CACHE_BYTES: return None
     return s
 
+def _marginal_fits(split, n, job):
+    "Whether a `MarginalJob` runs on the shared first layer: 2-D background, per-feature parts within `FIRST_LAYER_CACHE_BYTES`."
+    return (isinstance(job, MarginalJob) and all(b.ndim == 2 for b in job.background)
+            and len(job.coalition) * (n + job.unit) * split.hidden * 4 <= FIRST_LAYER_CACHE_BYTES)
+
 def engine_path(predict, # the model as the analysis passes it to `predict_jobs`
                 inputs, # the engine's inputs
+                job=None, # for a kind of job that has its own condition (a `MarginalJob`); None: plain jobs
                )->str:
-    "Which path `predict_jobs` takes for plain jobs: 'shared-first-layer' or 'full' (recorded in the results' `attrs['engine']`)."
-    return 'full' if _active_split(predict, as_inputs(inputs)) is None else 'shared-first-layer'
+    "Which path `predict_jobs` takes for plain jobs (or jobs like `job`): 'shared-first-layer' or 'full' (recorded in the results' `attrs['engine']`)."
+    inputs = as_inputs(inputs)
+    split = _active_split(predict, inputs)
+    if split is not None and isinstance(job, MarginalJob) and not _marginal_fits(split, len(inputs[0]), job): split = None
+    return 'full' if split is None else 'shared-first-layer'
 
 # %% ../../nbs/01_core.engine.ipynb #407c7957
 def predict_jobs(predict, # callable taking the input tensors, returning a tensor with rows on axis 0
@@ -355,7 +391,7 @@ def predict_jobs(predict, # callable taking the input tensors, returning a tenso
     bs = check_int(bs, 'bs', min=1, none_ok=True) or default_bs(inputs, predict=predict)
     if isinstance(jobs, (list, tuple)) and not jobs: return
     split = _active_split(predict, inputs)
-    if split is not None and (not isinstance(jobs, (list, tuple)) or all(isinstance(j, (Job, CoalitionJob)) for j in jobs)):
+    if split is not None and (not isinstance(jobs, (list, tuple)) or all(isinstance(j, (Job, CoalitionJob, MarginalJob)) for j in jobs)):
         yield from _split_jobs(split, predict, inputs, jobs, bs)
     else: yield from _full_jobs(predict, inputs, jobs, bs)
 
@@ -437,6 +473,7 @@ def _split_jobs(split, predict, inputs, jobs, bs):
         while order and left[order[0]] == 0:
             j = order.pop(0); del left[j]; yield j, outs.pop(j)
 
+    marginal = {}                                          # id(background) -> the per-feature parts of `MarginalJob`s
     for j, job in enumerate(jobs):
         order.append(j); left[j] = 1
         if not isinstance(job, Job):                       # coalitions on the shared first layer; other kinds: full passes
@@ -444,6 +481,11 @@ def _split_jobs(split, predict, inputs, jobs, bs):
             if isinstance(job, CoalitionJob) and len(job.coalitions) and all(b.ndim == 2 for b in job.background) \
                and job.coalitions.shape[1] * job.unit * split.hidden * 4 <= FIRST_LAYER_CACHE_BYTES:
                 with torch.inference_mode(): outs[j] = _split_coalitions(split, inputs, xs, job, bs)
+            elif _marginal_fits(split, n, job):
+                with torch.inference_mode():
+                    key = id(job.background)
+                    if key not in marginal: marginal[key] = (job.background, _marginal_parts(split, xs, job))
+                    outs[j] = _split_marginal(split, job, marginal[key][1], bs)
             else: (_, outs[j]), = _full_jobs(predict, inputs, [job], bs)
             left[j] = 0
             yield from ready(); continue
@@ -495,5 +537,43 @@ def _split_coalitions(split, inputs, xs, job, bs):
         h = (cm[a:b] @ D.reshape(M, -1)).reshape(b - a, nb, -1).add_(base).reshape((b - a) * nb, -1)
         red = job.reduce(split.rest(h), b - a)
         if out is None: out = torch.empty((len(cm), *red.shape[1:]), dtype=red.dtype, device=red.device)
+        out[a:b] = red
+    return out
+
+# %% ../../nbs/01_core.engine.ipynb #ee51f559
+def _marginal_parts(split, xs, job):
+    "For `MarginalJob`s on one background: per feature its first-layer contribution at the rows' values `A` (M, n, H) and at the background's `B` (M, nb, H); the unowned columns' at the rows' `urow` (n, H); the background's first layer without them `base` (nb, H)."
+    bg = [widen_codes(b) for b in job.background]
+    n, nb, M, dev = len(xs[0]), len(bg[0]), len(job.coalition), xs[0].device
+    first = split.first_from_tables if split.bias is not None else split.first
+    base = first(bg)
+    A = torch.zeros((M, n, split.hidden), dtype=base.dtype, device=dev)
+    B = torch.zeros((M, nb, split.hidden), dtype=base.dtype, device=dev)
+    urow = torch.zeros((n, split.hidden), dtype=base.dtype, device=dev)
+    tn, tb = torch.empty_like(urow), torch.empty_like(base)
+    for i, (own, un) in enumerate(zip(job.owners, job.unowned)):
+        for c in range(xs[i].shape[1]):
+            col, x, b = [(i, c)], xs[i][:, c], bg[i][:, c]
+            zx, zb = torch.zeros_like(x), torch.zeros_like(b)            # contributions relative to code / value 0: offsets cancel
+            if bool(un[c]):                                               # always from the row
+                _add_delta(split, urow, col, [x], [zx], tn); _add_delta(split, base, col, [zb], [b], tb)
+            else:
+                k = int(own[:, c].nonzero()[0, 0])
+                _add_delta(split, A[k], col, [x], [zx], tn); _add_delta(split, B[k], col, [b], [zb], tb)
+    return A, B, urow, base
+
+def _split_marginal(split, job, parts, bs):
+    "A `MarginalJob` on the shared first layer: `h(row i, background k) = urow_i + sum_S A_i - (sum_S B_k) + base_k`, the rest over every pair."
+    A, B, urow, base = parts
+    M, n, H = A.shape; nb = len(base)
+    cm = job.coalition.to(A.device).to(A.dtype)
+    u = torch.addmm(urow.view(1, -1), cm.view(1, M), A.view(M, -1)).view(n, H)      # the rows' side
+    v = torch.addmm(base.view(1, -1), cm.view(1, M), B.view(M, -1), alpha=-1).view(nb, H)   # the background's side
+    q, out = max(1, bs // nb), None
+    for a in range(0, n, q):
+        b = min(n, a + q)
+        h = (u[a:b, None, :] + v[None]).view(-1, H)
+        red = job.reduce(split.rest(h), b - a)
+        if out is None: out = torch.empty((n, *red.shape[1:]), dtype=red.dtype, device=red.device)
         out[a:b] = red
     return out

@@ -14,8 +14,8 @@ from .checks import warn_caller
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER_TOKENS', 'HIGHER_IS_BETTER_TOKENS', 'KNOWN_DIRECTIONS', 'metric_name', 'direction_from_name',
-           'declared_direction', 'is_lower_better', 'direction_is_known', 'how_much_worse', 'Scorer',
-           'mean_squared_error']
+           'declared_direction', 'is_lower_better', 'direction_is_known', 'plain_tensor', 'how_much_worse',
+           'weighted_roc_auc', 'Scorer', 'mean_squared_error']
 
 # %% ../../nbs/02_core.scoring.ipynb #ef379c9a
 LOWER_IS_BETTER_TOKENS = ('loss', 'error', 'mse', 'mae', 'msle', 'mape', 'rmspe', 'perplexity', 'brier', 'deviance')
@@ -72,6 +72,11 @@ def direction_is_known(name:str # a metric's name
     return direction_from_name(name)[1] in ('known', 'suffix')
 
 # %% ../../nbs/02_core.scoring.ipynb #7a64edda
+def plain_tensor(x # a tensor, possibly of a subclass (fastai's `TensorBase`, `TensorCategory`), or anything else
+                ):
+    "`x` as a plain `torch.Tensor` (a view, no copy): subclasses route every operation through `__torch_function__`, which costs more than the work on small tensors."
+    return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) and type(x) is not torch.Tensor else x
+
 def _to_detach(b, cpu=True, gather=True):
     return b.detach().cpu() if cpu and isinstance(b, torch.Tensor) else b.detach() if isinstance(b, torch.Tensor) else b
 
@@ -99,6 +104,48 @@ def how_much_worse(score, # a score, or an array of scores
     d = (reference - score) if higher_is_better else (score - reference)
     return float(d) if d.ndim == 0 else d
 
+# %% ../../nbs/02_core.scoring.ipynb #0d24d939
+def weighted_roc_auc(scores, # (n,) predicted scores of the positive class
+                     positive, # (n,) bool: the rows of the positive class
+                     weights=None, # (B, n) row weights (a resample's counts), or None: every row once
+                    )->torch.Tensor:
+    "Area under the ROC curve for each row weighting (ties count half, as scikit-learn's trapezoids): a (B,) tensor, NaN where a class has no weight."
+    s = plain_tensor(torch.as_tensor(scores)).reshape(-1).double()
+    pos = plain_tensor(torch.as_tensor(positive)).reshape(-1).to(device=s.device, dtype=torch.bool)
+    w = (torch.ones((1, len(s)), dtype=torch.float64, device=s.device) if weights is None
+         else plain_tensor(torch.as_tensor(weights)).to(s.device, torch.float64))
+    if w.ndim != 2 or w.shape[1] != len(s) or len(pos) != len(s):
+        raise ValueError(f"scores ({len(s)}), positive ({len(pos)}) and weights {tuple(w.shape)} must have the same rows.")
+    order = torch.argsort(s, stable=True)
+    s, pos, w = s[order], pos[order], w[:, order]
+    _, group = torch.unique_consecutive(s, return_inverse=True)       # tied scores: one group
+    G = int(group[-1]) + 1 if len(s) else 0
+    P, N = w * pos, w * ~pos
+    if G < len(s):                                                     # ties: sum each group's weights
+        P = torch.zeros((len(w), G), dtype=w.dtype, device=w.device).index_add_(1, group, P)
+        N = torch.zeros_like(P).index_add_(1, group, N)
+    # sum over positives of the negatives scored lower, ties counted half: cumsum(N) - N/2 at each group
+    return (P * (N.cumsum(1) - 0.5 * N)).sum(1) / (P.sum(1) * N.sum(1))
+
+def _binary_auc_inputs(m, preds, target):
+    "`(scores, positive)` when `m` is fastai's wrapper of scikit-learn's binary `roc_auc_score` at its defaults (`RocAucBinary`), else None."
+    f = getattr(m, 'func', None)
+    if (type(m).__name__ != 'AccumMetric' or getattr(f, '__name__', None) != 'roc_auc_score'
+        or not str(getattr(f, '__module__', '')).startswith('sklearn.metrics') or not getattr(m, 'invert_args', False)): return None
+    kw = getattr(m, 'kwargs', {}) or {}
+    if any(kw.get(k) is not None for k in ('sample_weight', 'max_fpr')) or set(kw) - {'average', 'sample_weight', 'max_fpr', 'multi_class'}: return None
+    yb = target if isinstance(target, tuple) else (target,)
+    if len(yb) != 1: return None
+    m.reset(); m.accumulate(SimpleNamespace(pred=preds, yb=yb, y=yb[0], to_detach=_to_detach, training=False, xb=()))
+    if not m.preds: return None
+    p, t = plain_tensor(torch.cat(m.preds)), plain_tensor(torch.cat(m.targs))
+    m.reset()
+    if p.numel() != len(preds) or t.numel() != len(preds) or p.is_complex() or not torch.isfinite(p.double()).all(): return None
+    t = t.reshape(-1)
+    levels = torch.unique(t)
+    if len(levels) != 2: return None                                   # one class (scikit-learn's error) or several: its own path
+    return p.reshape(-1), t == levels[1]                               # scikit-learn's positive class: the larger label
+
 # %% ../../nbs/02_core.scoring.ipynb #96c153c8
 class Scorer:
     "Score predictions against targets as `Learner.validate` does, with a known direction."
@@ -123,8 +170,12 @@ class Scorer:
     def __call__(self, preds, target)->float:
         "The score of `preds` (raw model output) against `target`."
         m = self.metric
+        preds = plain_tensor(preds)
+        target = tuple(plain_tensor(t) for t in target) if isinstance(target, tuple) else plain_tensor(target)
         try:
-            if _is_metric_object(m):
+            auc = _binary_auc_inputs(m, preds, target) if _is_metric_object(m) else None
+            if auc is not None: v = weighted_roc_auc(*auc)[0]
+            elif _is_metric_object(m):
                 yb = target if isinstance(target, tuple) else (target,)
                 fake = SimpleNamespace(pred=preds, yb=yb, y=yb[0] if len(yb) == 1 else yb, to_detach=_to_detach,
                                        training=False, xb=())
@@ -136,6 +187,30 @@ class Scorer:
         except (ValueError, TypeError, RuntimeError, IndexError) as e:
             raise ValueError(f"metric {self.name!r} failed on these predictions and targets: {type(e).__name__}: {e}") from e
         return _as_float(v, self.name)
+
+    def resampled(self, preds, # raw model output, rows on axis 0
+                  target, # the targets (tensor or tuple of tensors)
+                  index, # (B, n) row positions: one resample per row
+                  full:bool=False, # also return the score on all rows (one sort for both)
+                 ):
+        "The score of each row resample, `self(preds[i], target[i])` for each row `i` of `index`: (B,) — one sort for a binary ROC AUC; with `full`, `(score, (B,))`."
+        auc = _binary_auc_inputs(self.metric, preds, target) if _is_metric_object(self.metric) else None
+        take = lambda t, i: tuple(x[i] for x in t) if isinstance(t, tuple) else t[i]
+        if auc is None:
+            v = np.array([self(preds[i], take(target, i)) for i in index])
+            return (self(preds, target), v) if full else v
+        s, pos = auc
+        index = plain_tensor(torch.as_tensor(index)).to(s.device)
+        out, step = [], max(1, 2 ** 22 // max(1, index.shape[1]))     # weights of up to 4M rows at a time (32 MB)
+        for a in range(0, len(index), step):
+            i = index[a:a + step]
+            w = torch.zeros(i.shape, dtype=torch.float64, device=s.device).scatter_add_(1, i, torch.ones(i.shape, dtype=torch.float64, device=s.device))
+            if full and a == 0: w = torch.cat([torch.ones_like(w[:1]), w])
+            out.append(weighted_roc_auc(s, pos, w))
+        v = torch.cat(out).cpu().numpy()
+        if full: score, v = v[0], v[1:]
+        for b in np.flatnonzero(~np.isfinite(v)): v[b] = self(preds[index[b]], take(target, index[b]))   # a class missing: scikit-learn's error
+        return (_as_float(score, self.name), v) if full else v
 
     def importance(self, permuted, # score(s) with a feature permuted (number or array)
                    baseline, # the baseline score
