@@ -233,3 +233,19 @@ def test_multilabel_metric_names_give_a_table_or_name_the_metric(multilabel, nam
         assert 'AssertionError' not in msg and '==:' not in msg
     else:
         assert np.isfinite(fi.importance).all() and fi.attrs['metric']
+
+
+@pytest.mark.parametrize('dtype', ['string', 'str', 'category'])
+def test_string_columns_encode_as_object_columns(reg, dtype):
+    "Issue 22: string-dtype columns go to the learner's procs as they are (no object copy): the same codes, missing and unseen values too."
+    learn, test = reg
+    t = test.iloc[:300].copy()
+    t['shade'] = t['shade'].astype(object); t.loc[:9, 'shade'] = None; t.loc[10:14, 'shade'] = 'never-seen'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        want = FeatureInterpretation.from_learner(learn, df=t).data
+        if dtype == 'str' and not hasattr(pd, 'StringDtype'): pytest.skip('no pandas string dtype')
+        got = FeatureInterpretation.from_learner(learn, df=t.assign(shade=t.shade.astype(dtype))).data
+    assert torch.equal(got.x_cat, want.x_cat) and torch.equal(got.x_cont, want.x_cont)
+    (j, c), = [f.columns[0] for f in want.features if f.name == 'shade']
+    assert j == 0 and (want.x_cat[:15, c] == 0).all()                          # missing and unseen: '#na#'

@@ -150,7 +150,7 @@ class CoalitionJob:
 
     def reduce(self, out:torch.Tensor, k:int)->torch.Tensor: return out.reshape(k, self.unit, -1).double().mean(1)
 
-# %% ../../nbs/01_core.engine.ipynb #b70f3f4f
+# %% ../../nbs/01_core.engine.ipynb #95d01b59
 @dataclass(frozen=True, eq=False)
 class MarginalJob:
     "Mean model output over `background` for every row with one coalition (marginal imputation: SAGE's game): its features from the row, the others from the background."
@@ -540,7 +540,7 @@ def _split_coalitions(split, inputs, xs, job, bs):
         out[a:b] = red
     return out
 
-# %% ../../nbs/01_core.engine.ipynb #ee51f559
+# %% ../../nbs/01_core.engine.ipynb #5aa03e8c
 def _marginal_parts(split, xs, job):
     "For `MarginalJob`s on one background: per feature its first-layer contribution at the rows' values `A` (M, n, H) and at the background's `B` (M, nb, H); the unowned columns' at the rows' `urow` (n, H); the background's first layer without them `base` (nb, H)."
     bg = [widen_codes(b) for b in job.background]

@@ -104,7 +104,7 @@ def how_much_worse(score, # a score, or an array of scores
     d = (reference - score) if higher_is_better else (score - reference)
     return float(d) if d.ndim == 0 else d
 
-# %% ../../nbs/02_core.scoring.ipynb #0d24d939
+# %% ../../nbs/02_core.scoring.ipynb #a9398e06
 def weighted_roc_auc(scores, # (n,) predicted scores of the positive class
                      positive, # (n,) bool: the rows of the positive class
                      weights=None, # (B, n) row weights (a resample's counts), or None: every row once

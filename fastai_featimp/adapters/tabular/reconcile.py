@@ -109,7 +109,8 @@ def categorical_conversion(s:pd.Series, # the raw column
                 counts = [(t, c) for t, (_, c) in zip(conv, counts)]
     n_rows, n_non_missing = len(s), sum(c for _, c in counts)
     n_unseen = sum(c for v, c in counts if not _known(v, known))
-    loose = any(not _known(v, known) and _hashable_in(v, set(levels)) for v, _ in counts)   # 0 vs False: pandas may match it
+    plain = set(levels)
+    loose = any(not _known(v, known) and _hashable_in(v, plain) for v, _ in counts)   # 0 vs False: pandas may match it
     if note is not None or loose:
         # every distinct raw value -> the level it is (by typed value), an unseen one -> NaN (fastai's '#na#' either way)
         mapping = {r: (t if _known(t, known) else np.nan) for r, (t, _) in zip(raw, counts)}
@@ -134,7 +135,8 @@ def convert_categorical(s:pd.Series, # the raw column (or some of its rows)
                       for_procs:bool=False, # only what `Categorify` needs (an object column without a map is passed as is)
                      )->pd.Series:
     "The column's values mapped onto the learner's levels (categoricals, nullable and string dtypes undone)."
-    if for_procs and mapping is None and s.dtype == object: return s   # Categorify reads None/NaN/pd.NA alike as missing
+    if for_procs and mapping is None and (s.dtype == object or isinstance(s.dtype, pd.StringDtype)):
+        return s                                                   # Categorify reads None/NaN/pd.NA alike as missing
     s = _as_values(s)
     return s if mapping is None else s.map(lambda v: mapping.get(v, v) if _hashable_in(v, mapping) else v)
 
