@@ -8,7 +8,8 @@ For each dataset and number of rows, on the model's device (CUDA when available,
   floor      n_features x n_repeats bare forward passes of the model over the encoded rows, at each chunk size of
              --chunks; the best chunk size is the floor
   ours       interp.importance(n_repeats=R): the engine's chunk size (default_bs: from the free GPU memory
-             on a GPU) and the floor's best chunk size; ours / floor is reported for both. After the sweep, the floor
+             on a GPU) and the floor's best chunk size; ours / floor is reported for both; and the same call under
+             `full_passes()` (the engine's shared first layer off), with the path the default took (attrs['engine']) After the sweep, the floor
              at its best chunk and both of ours are timed alternately, --runs times; the best of each is reported.
   end to end learn.feature_importance(df=..., n_repeats=R), encoding included, once
   draws      the R permutations as the package draws them (seeded CPU streams, moved to the device) against
@@ -100,7 +101,7 @@ def make_dataset(name, sizes, smoke):
 
 def bench_size(learn, df, n, pdp_col, args, dev, first):
     from fastai_featimp.interpretation import FeatureInterpretation
-    from fastai_featimp.core.engine import default_bs, eval_mode
+    from fastai_featimp.core.engine import default_bs, eval_mode, full_passes
     from fastai_featimp.core.permutations import repeat_permutation
     from fastai_featimp.analyses.permutation import permutation_importance
     R, runs = args.repeats, args.runs
@@ -114,19 +115,21 @@ def bench_size(learn, df, n, pdp_col, args, dev, first):
     out['default_chunk'] = default_bs(ins, predict=model)
     chunks = sorted(set([c for c in args.chunk_list if c <= max(n, min(args.chunk_list))] + [out['default_chunk']]))
     imp = lambda bs=None: interp.importance(n_repeats=R, seed=0, progress=False, bs=bs)
-    imp()   # warm-up (on CPU this also settles the allocator, which the floor then benefits from too)
+    out['engine'] = imp().attrs['engine']   # warm-up (on CPU this also settles the allocator, which the floor then benefits from too)
+    def imp_full():
+        with full_passes(): return imp()
     with eval_mode(model):
         C.floor_passes(model, [x[:256] for x in xs], 1, 256)   # warm-up
         out['floor'] = {c: best(lambda c=c: C.floor_passes(model, xs, passes, c), dev, runs) for c in chunks}   # the sweep
         out['best_chunk'] = bc = min(out['floor'], key=out['floor'].get)
         out['floor_bf16'] = best(lambda: C.floor_passes(Autocast(model), xs, passes, bc), dev, runs)
     # then floor (best chunk), ours (default chunk) and ours (best chunk) alternately: drift hits all three alike
-    tf, to, tob = [], [], []
+    tf, to, tob, tfull = [], [], [], []
     for _ in range(runs):
         with eval_mode(model): tf.append(timed(lambda: C.floor_passes(model, xs, passes, bc), dev)[1])
-        to.append(timed(imp, dev)[1]); tob.append(timed(lambda: imp(bc), dev)[1])
+        to.append(timed(imp, dev)[1]); tob.append(timed(lambda: imp(bc), dev)[1]); tfull.append(timed(imp_full, dev)[1])
     fb = out['floor'][bc] = min(tf + [out['floor'][bc]])
-    out['ours_default'], out['ours_best'] = min(to), min(tob)
+    out['ours_default'], out['ours_best'], out['ours_full_passes'] = min(to), min(tob), min(tfull)
     out['ratio_default'], out['ratio_best'] = out['ours_default'] / fb, out['ours_best'] / fb
     _, out['end_to_end_s'] = timed(lambda: learn.feature_importance(df=df, n_repeats=R, seed=0, progress=False), dev)
     # the permutations: seeded CPU streams moved to the device (the package) against torch.randperm on the device
@@ -193,6 +196,8 @@ def report(name, desc, rows, dev):
               f"{o['pdp_s']:6.3f} ({o['pdp_floor_s']:.3f})", flush=True)
     for o in rows:
         print(f"  {o['rows']:,} rows, floor by chunk size: " + ', '.join(f"{c:,}: {t:.3f}s" for c, t in o['floor'].items()))
+        print(f"  {o['rows']:,} rows, engine path {o['engine']!r}: {o['ours_default']:.3f}s against {o['ours_full_passes']:.3f}s "
+              f"with full_passes() ({o['ours_default'] / o['ours_full_passes']:.2f}x)")
     o = rows[0]
     if 'forum' in o:
         f = o['forum']

@@ -50,9 +50,12 @@ def main(argv=None):
         for m, tabs in rec.items():
             p = np.stack([x.p_value.to_numpy() for x in tabs]); q = np.stack([x.p_adjusted.to_numpy() for x in tabs])
             nan = int(np.isnan(p).sum())
-            rows.append([m if m != 'None' else 'loss', labels[m]] + [f"{(p[:, j] < 0.05).mean():.0%} ({(q[:, j] < 0.05).mean():.0%})" for j in range(len(cols))]
+            rows.append([m if m != 'None' else 'loss', labels[m]] + [f"{(p[:, j] < 0.05).mean():.1%} ({(q[:, j] < 0.05).mean():.1%})" for j in range(len(cols))]
                         + [nan])
         print(pd.DataFrame(rows, columns=['score', 'interval'] + cols + ['NaN p']).to_string(index=False))
+        se = np.sqrt(0.05 * 0.95 / a.draws)
+        print(f"(a calibrated share of an irrelevant column is 5%: its binomial standard error over {a.draws} draws is {se:.1%}, "
+              f"so shares within 5% +/- {2 * se:.1%} are consistent with calibration)")
 
 
 if __name__ == '__main__':

@@ -262,9 +262,26 @@ def _bn_affine(bn):
     if bn.affine: s, t = s * bn.weight.double(), t * bn.weight.double() + bn.bias.double()
     return s, t
 
+def _folded_rest(mods):
+    "The modules after the first Linear as one `nn.Sequential`, each BatchNorm that feeds a Linear (dropouts between: identity in eval) folded into it; None when a BatchNorm has no statistics."
+    out, i = [], 0
+    while i < len(mods):
+        m, j = mods[i], i + 1
+        while j < len(mods) and isinstance(mods[j], nn.Dropout): j += 1
+        if isinstance(m, nn.BatchNorm1d) and j < len(mods) and isinstance(mods[j], nn.Linear):   # Linear(x*s + t) = (W*s) x + (b + W t)
+            st, lin = _bn_affine(m), mods[j]
+            if st is None: return None
+            W = lin.weight.detach().double()
+            b = lin.bias.detach().double() if lin.bias is not None else torch.zeros(len(W), dtype=W.dtype, device=W.device)
+            f = nn.Linear(lin.in_features, lin.out_features, device=W.device, dtype=lin.weight.dtype)
+            with torch.no_grad(): f.weight.copy_(W * st[0]); f.bias.copy_(b + W @ st[1])
+            out.append(f.eval().requires_grad_(False)); i = j + 1
+        else: out.append(m); i += 1
+    return nn.Sequential(*out)
+
 def tabular_model_split(model # a module: fastai's `TabularModel` in eval mode is split, anything else gives None
                        )->LayerSplit|None:
-    "`model` as stem (embeddings ⊕ bn_cont) -> first Linear (a BatchNorm before it folded in) -> rest, for the engine's shared first layer."
+    "`model` as stem (embeddings ⊕ bn_cont) -> first Linear (a BatchNorm before it folded in) -> rest (its BatchNorms folded into the next Linear), for the engine's shared first layer."
     if not isinstance(model, TabularModel) or type(model).forward is not TabularModel.forward: return None
     if any(m.training for m in model.modules()): return None
     key = tuple((t.data_ptr(), t._version, t.device) for t in list(model.parameters()) + list(model.buffers()))
@@ -280,7 +297,8 @@ def _split_tabular(model):
     mods = [l for blk in model.layers for l in (blk if isinstance(blk, nn.Sequential) else [blk])]
     k = next((i for i, l in enumerate(mods) if isinstance(l, nn.Linear)), None)
     if k is None or not all(isinstance(l, (nn.BatchNorm1d, nn.Dropout)) for l in mods[:k]): return None
-    pre, lin, rest = mods[:k], mods[k], nn.Sequential(*mods[k + 1:])
+    pre, lin, rest = mods[:k], mods[k], _folded_rest(mods[k + 1:])
+    if rest is None: return None
     if any(getattr(e, 'max_norm', None) is not None for e in model.embeds): return None
     W = lin.weight.detach().double()
     b = lin.bias.detach().double() if lin.bias is not None else torch.zeros(len(W), dtype=W.dtype, device=W.device)
