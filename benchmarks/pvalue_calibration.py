@@ -32,6 +32,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     from fastai_featimp.all import FeatureInterpretation, demo_learner, make_demo_data, DEMO_TRUTH
     tasks = ['regression', 'classification'] if a.task == 'both' else [a.task]
+    failures = []
     cols = DEMO_TRUTH['drivers'] + DEMO_TRUTH['irrelevant']
     for task in tasks:
         t0 = time.perf_counter()
@@ -50,13 +51,22 @@ def main(argv=None):
         for m, tabs in rec.items():
             p = np.stack([x.p_value.to_numpy() for x in tabs]); q = np.stack([x.p_adjusted.to_numpy() for x in tabs])
             nan = int(np.isnan(p).sum())
+            limit = 0.05 + 2.33 * np.sqrt(0.05 * 0.95 / a.draws)            # one-sided 99% above a calibrated 5%
+            for j, c in enumerate(cols):
+                share = (p[:, j] < 0.05).mean()
+                if c in DEMO_TRUTH['irrelevant'] and share > limit: failures.append(f"{task} {m} {c}: {share:.1%} > {limit:.1%}")
+                if c in DEMO_TRUTH['drivers'] and share < 0.95: failures.append(f"{task} {m} {c}: drivers found in {share:.1%} < 95%")
+            if nan: failures.append(f"{task} {m}: {nan} NaN p-values")
             rows.append([m if m != 'None' else 'loss', labels[m]] + [f"{(p[:, j] < 0.05).mean():.1%} ({(q[:, j] < 0.05).mean():.1%})" for j in range(len(cols))]
                         + [nan])
         print(pd.DataFrame(rows, columns=['score', 'interval'] + cols + ['NaN p']).to_string(index=False))
         se = np.sqrt(0.05 * 0.95 / a.draws)
         print(f"(a calibrated share of an irrelevant column is 5%: its binomial standard error over {a.draws} draws is {se:.1%}, "
               f"so shares within 5% +/- {2 * se:.1%} are consistent with calibration)")
+    print("\ngoal (irrelevant columns at most 5% + 2.33 binomial SE, drivers at least 95%, no NaN): "
+          + ("met" if not failures else "NOT MET: " + "; ".join(failures)))
+    return 1 if failures else 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

