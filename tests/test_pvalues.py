@@ -37,7 +37,9 @@ def test_rows_interval_never_narrower_than_repeats_on_few_rows(mlp_data, n):
         rows = permutation_importance(mlp, X[:n], y[:n], **kw).set_index('feature')
     reps = permutation_importance(mlp, X[:n], y[:n], interval='repeats', **kw).set_index('feature').reindex(rows.index)
     assert (rows.interval == 'rows (paired)').all() and (reps.interval == 'repeats').all()
-    assert (_half(rows) >= _half(reps) - 1e-12).all(), (n, _half(rows), _half(reps))
+    # the 'rows' run takes each score from its per-row losses (float64 mean), the 'repeats' run from the float32 loss:
+    # where the floor binds, the two half-widths are the same number up to float32 rounding
+    assert (_half(rows) >= _half(reps) * (1 - 1e-5) - 1e-12).all(), (n, _half(rows), _half(reps))
     assert (_half(rows) > 0).all()                                   # never zero width while the repeats spread
 
 

@@ -16,7 +16,7 @@ from ..core.engine import Job, predict_jobs, eval_mode, as_inputs, announce_cost
 from ..core.features import resolve_features, default_features
 from ..core.permutations import repeat_permutation
 from .conditional import fit_conditional_sampler
-from ..core.scoring import Scorer, mean_squared_error
+from ..core.scoring import Scorer, mean_squared_error, plain_tensor
 from ..core.summary import summarise, permutation_rows_se, t_interval, bootstrap_se, no_narrower, t_p_value
 from ..adapters.tensors import prepare_inputs
 from ..core.tables import importance_table, output_table
@@ -50,13 +50,13 @@ def row_scorer(scorer # a `Scorer`, or the metric / loss it wraps
         try: lf.reduction = 'none'
         except (AttributeError, TypeError): return None
         def loss_rows(p, t):
-            v = lf(p, *t) if isinstance(t, tuple) else lf(p, t)
+            v = plain_tensor(lf(p, *t) if isinstance(t, tuple) else lf(p, t))   # fastai's losses return a TensorBase
             return v.reshape(len(p), -1).double().mean(1)
         return loss_rows
     f = m.func if isinstance(m, functools.partial) and not m.args and not m.keywords else m
     fn = _ROW_METRICS.get(getattr(f, '__name__', None)) if getattr(f, '__module__', None) in _ROW_MODULES else None
     if fn is None: return None
-    return lambda p, t: fn(p, t).double()
+    return lambda p, t: plain_tensor(fn(p, t)).double()
 
 def sqrt_row_scorer(scorer # a `Scorer`, or the metric it wraps
                    ):
@@ -65,7 +65,7 @@ def sqrt_row_scorer(scorer # a `Scorer`, or the metric it wraps
     f = getattr(m, 'func', m) if type(m).__name__ in ('AccumMetric', 'AvgMetric') else m
     f = f.func if isinstance(f, functools.partial) and not f.args and not f.keywords else f
     if getattr(f, '__name__', None) in ('_rmse', 'rmse') and getattr(f, '__module__', None) in _ROW_MODULES:
-        return lambda p, t: _sq_rows(p, t).double()
+        return lambda p, t: plain_tensor(_sq_rows(p, t)).double()
     return None
 
 # %% ../../nbs/10_analyses.permutation.ipynb #9987c1a2
@@ -74,7 +74,7 @@ class _Tally:
     def __init__(self, scorer, target, n, interval='repeats', row_fn=None, seed=0, n_boot=100, keep=False, boot_repeats=1, sq_fn=None):
         self.scorer, self.target, self.n, self.kind, self.row_fn = scorer, target, n, interval, row_fn
         self.seed, self.n_boot, self.keep, self.boot_repeats = seed, n_boot, keep, boot_repeats
-        self.scores, self.acc, self.rows, self.boot, self.note = {}, {}, {}, {}, None
+        self.scores, self.acc, self.rows, self.boot, self.note, self.from_rows = {}, {}, {}, {}, None, False
         if interval == 'rows' and row_fn is None and sq_fn is not None: self.kind, self.row_fn = 'delta', sq_fn   # sqrt of a mean
         elif interval == 'rows' and row_fn is None: self.kind, self.note = 'bootstrap', 'the score is not a mean over rows'
 
@@ -97,6 +97,11 @@ class _Tally:
             out.update(zip(part, res))
         return np.asarray(self.scorer(preds, self.target) if full is None else full, dtype=float), out
 
+    def _row_score(self, rows):
+        "The score from the per-row scores (`from_rows`): their mean, or its square root for a delta-method score."
+        m = rows.mean(0).cpu().numpy()
+        return np.asarray(np.sqrt(m) if self.kind == 'delta' else m, dtype=float).reshape(np.shape(self.base))
+
     def baseline(self, preds):
         boot = self.kind == 'bootstrap'                  # the bootstrap's call scores all rows too (one sort for an AUC)
         self.base = None if boot else np.asarray(self.scorer(preds, self.target), dtype=float)
@@ -110,6 +115,9 @@ class _Tally:
             except (RuntimeError, ValueError, TypeError, IndexError, AttributeError): ok = False
             if ok:
                 self.base_rows = r.to(torch.float32 if r.device.type == 'mps' else torch.float64)
+                # the per-row scores give the score itself (to rounding): one scoring call per job instead of two
+                self.from_rows = bool(np.allclose(np.sqrt(m) if delta else m, self.base, rtol=1e-6, atol=1e-9))
+                if self.from_rows: self.base = self._row_score(self.base_rows)
                 if delta: self._b = 0.5 / self.base_rows.mean(0).sqrt()          # d sqrt(mse) / d mse at the baseline
             else: self.kind, self.note = 'bootstrap', ('the per-row squared errors do not give the score' if delta else
                                                        'the per-row scores do not average to the score')
@@ -124,13 +132,14 @@ class _Tally:
 
     def add(self, f, perm, preds, last=False, r=0):
         "Score the predictions of repeat `r` of feature `f` (permuted by `perm`); `last`: its final repeat (free its running sums)."
+        e = self.row_fn(preds, self.target).to(self.base_rows.dtype) if self.kind in ('rows', 'delta') else None
         if self.kind == 'bootstrap' and r < self.boot_repeats:
             score, boot = self._boot_scores(preds, range(r, self.n_boot, self.boot_repeats))
             self.boot.setdefault(f, {}).update(boot)
+        elif self.from_rows: score = self._row_score(e)
         else: score = np.asarray(self.scorer(preds, self.target), dtype=float)
         self.scores.setdefault(f, []).append(score)
         if self.kind in ('rows', 'delta'):
-            e = self.row_fn(preds, self.target).to(self.base_rows.dtype)
             if self.kind == 'rows': d = e - self.base_rows
             else:                                        # the linearised sqrt(mse_perm) - sqrt(mse_base), row by row
                 a = 0.5 / e.mean(0).clamp_min(torch.finfo(e.dtype).tiny).sqrt()
