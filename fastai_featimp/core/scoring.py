@@ -105,6 +105,28 @@ def how_much_worse(score, # a score, or an array of scores
     return float(d) if d.ndim == 0 else d
 
 # %% ../../nbs/02_core.scoring.ipynb #a9398e06
+def _auc_layout(s, pos):
+    "Each row's slot in `[negatives by score | positives by score]`, the number of negatives, and for each positive (by score) the negatives strictly below and at or below its score."
+    order = torch.argsort(s, stable=True)
+    ps = pos[order]
+    _, group = torch.unique_consecutive(s[order], return_inverse=True)       # tied scores: one group
+    G = int(group[-1]) + 1 if len(s) else 0
+    neg_g = torch.zeros(G, dtype=torch.long, device=s.device).index_add_(0, group, (~ps).long())
+    hi = neg_g.cumsum(0)
+    k_hi = hi[group[ps]]; k_lo = k_hi - neg_g[group[ps]]
+    n0 = int((~ps).sum())
+    sorted_slot = torch.where(ps, n0 + ps.long().cumsum(0) - 1, (~ps).long().cumsum(0) - 1)
+    slot = torch.empty_like(sorted_slot); slot[order] = sorted_slot
+    return slot, n0, k_lo, k_hi
+
+def _auc_laid_out(ws, n0, k_lo, k_hi):
+    "The AUC of each row of weights `ws` (B, n) laid out as `_auc_layout` says: a (B,) tensor, NaN where a class has no weight."
+    Wn, Wp = ws[:, :n0], ws[:, n0:]
+    C = torch.cat([torch.zeros_like(ws[:, :1]), Wn.cumsum(1)], 1)            # C[:, k]: the weight of the k lowest negatives
+    # each positive beats the negatives below it and ties the ones at its score: (below + at or below) / 2
+    both = C.index_select(1, k_lo).add_(C.index_select(1, k_hi))
+    return 0.5 * (Wp * both).sum(1) / (Wp.sum(1) * C[:, -1])
+
 def weighted_roc_auc(scores, # (n,) predicted scores of the positive class
                      positive, # (n,) bool: the rows of the positive class
                      weights=None, # (B, n) row weights (a resample's counts), or None: every row once
@@ -116,16 +138,9 @@ def weighted_roc_auc(scores, # (n,) predicted scores of the positive class
          else plain_tensor(torch.as_tensor(weights)).to(s.device, torch.float64))
     if w.ndim != 2 or w.shape[1] != len(s) or len(pos) != len(s):
         raise ValueError(f"scores ({len(s)}), positive ({len(pos)}) and weights {tuple(w.shape)} must have the same rows.")
-    order = torch.argsort(s, stable=True)
-    s, pos, w = s[order], pos[order], w[:, order]
-    _, group = torch.unique_consecutive(s, return_inverse=True)       # tied scores: one group
-    G = int(group[-1]) + 1 if len(s) else 0
-    P, N = w * pos, w * ~pos
-    if G < len(s):                                                     # ties: sum each group's weights
-        P = torch.zeros((len(w), G), dtype=w.dtype, device=w.device).index_add_(1, group, P)
-        N = torch.zeros_like(P).index_add_(1, group, N)
-    # sum over positives of the negatives scored lower, ties counted half: cumsum(N) - N/2 at each group
-    return (P * (N.cumsum(1) - 0.5 * N)).sum(1) / (P.sum(1) * N.sum(1))
+    slot, n0, k_lo, k_hi = _auc_layout(s, pos)
+    ws = torch.empty_like(w); ws[:, slot] = w
+    return _auc_laid_out(ws, n0, k_lo, k_hi)
 
 def _binary_auc_inputs(m, preds, target):
     "`(scores, positive)` when `m` is fastai's wrapper of scikit-learn's binary `roc_auc_score` at its defaults (`RocAucBinary`), else None."
@@ -200,13 +215,17 @@ class Scorer:
             v = np.array([self(preds[i], take(target, i)) for i in index])
             return (self(preds, target), v) if full else v
         s, pos = auc
+        s = s.double()
+        slot, n0, k_lo, k_hi = _auc_layout(s, pos)                    # one sort for every resample
         index = plain_tensor(torch.as_tensor(index)).to(s.device)
         out, step = [], max(1, 2 ** 22 // max(1, index.shape[1]))     # weights of up to 4M rows at a time (32 MB)
         for a in range(0, len(index), step):
-            i = index[a:a + step]
-            w = torch.zeros(i.shape, dtype=torch.float64, device=s.device).scatter_add_(1, i, torch.ones(i.shape, dtype=torch.float64, device=s.device))
-            if full and a == 0: w = torch.cat([torch.ones_like(w[:1]), w])
-            out.append(weighted_roc_auc(s, pos, w))
+            i = slot[index[a:a + step]]                                 # each drawn row's slot: counts straight into the layout
+            first = int(full and a == 0)                                 # row 0: all rows once (the full score)
+            w = torch.zeros((len(i) + first, i.shape[1]), dtype=torch.float64, device=s.device)
+            if first: w[0] = 1
+            w[first:].scatter_add_(1, i, torch.ones((1, 1), dtype=torch.float64, device=s.device).expand(i.shape))
+            out.append(_auc_laid_out(w, n0, k_lo, k_hi))
         v = torch.cat(out).cpu().numpy()
         if full: score, v = v[0], v[1:]
         for b in np.flatnonzero(~np.isfinite(v)): v[b] = self(preds[index[b]], take(target, index[b]))   # a class missing: scikit-learn's error
