@@ -6,7 +6,7 @@ Usage: python benchmarks/bench_sage.py [--rows 500] [--background 32] [--permuta
                                        [--task regression|classification] [--no-converged]
 
 A `tabular_learner` with 10 features (the package's demo data without missing values plus three continuous columns,
-as `bench_shapley.py`) is trained for two epochs; `--rows` test rows are explained against `--background` of them
+as `bench_shapley.py`, `common.demo_with_extras`) is trained for two epochs; `--rows` test rows are explained against `--background` of them
 (the background ours draws with its seed; the package gets exactly those rows).
 
   ours          : learn.sage_importance(df=rows, n_background=B, n_permutations=P, seed=0) end to end (encoding
@@ -33,20 +33,6 @@ import common as C
 warnings.filterwarnings('ignore')
 
 
-def build(task='regression', n=6000, seed=0):
-    from fastai_featimp.all import make_demo_data
-    df = make_demo_data(n, task, seed=seed, missing=0.0)
-    rng = np.random.default_rng(1)
-    extra = ['e0', 'e1', 'e2']
-    for c in extra: df[c] = rng.normal(size=len(df))
-    n_tr = int(0.7 * n)
-    train, test = df.iloc[:n_tr].reset_index(drop=True), df.iloc[n_tr:].reset_index(drop=True)
-    conts = ['x1', 'x2', 'x3', 'x3_twin', 'noise'] + extra
-    learn = C.train(train, dict(cat_names=['shade', 'zip'], cont_names=conts, y_names='y', task=task), epochs=2, bs=512,
-                    layers=(100, 50), n_valid=len(train) // 5)
-    return learn, test
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--rows', type=int, default=500)
@@ -62,7 +48,7 @@ def main():
     from importlib.metadata import version
     from fastai_featimp.all import FeatureInterpretation
 
-    learn, test = build(args.task)
+    learn, test = C.demo_with_extras(args.task)
     rows = test.iloc[:args.rows].reset_index(drop=True)
     R, B, P, clf = len(rows), args.background, args.permutations, args.task == 'classification'
     interp = FeatureInterpretation.from_learner(learn, df=rows)

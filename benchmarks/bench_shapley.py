@@ -34,21 +34,6 @@ import common as C
 warnings.filterwarnings('ignore')
 
 
-def build(n=6000, seed=0):
-    from fastai_featimp.all import make_demo_data
-    df = make_demo_data(n, 'regression', seed=seed, missing=0.0)
-    rng = np.random.default_rng(1)
-    extra = ['e0', 'e1', 'e2']
-    for i, c in enumerate(extra): df[c] = rng.normal(size=len(df))
-    df['y'] = df.y + 0.5 * df.e0 - 0.3 * df.e1 * df.x1
-    n_tr = int(0.7 * n)
-    train, test = df.iloc[:n_tr].reset_index(drop=True), df.iloc[n_tr:].reset_index(drop=True)
-    conts = ['x1', 'x2', 'x3', 'x3_twin', 'noise'] + extra
-    learn = C.train(train, dict(cat_names=['shade', 'zip'], cont_names=conts, y_names='y', task='regression'), epochs=2, bs=512,
-                    layers=(100, 50), n_valid=len(train) // 5)
-    return learn, test
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--rows', type=int, default=100)
@@ -63,7 +48,7 @@ def main():
     from fastai_featimp.all import encode, default_bs
     import fastai_featimp.all  # noqa: F401  (patches Learner.explain)
 
-    learn, test = build()
+    learn, test = C.demo_with_extras(extra_signal=True)
     rows, bg = test.iloc[:args.rows], test.iloc[args.rows:args.rows + args.background]
     n_feat, P = 10, args.permutations
     print(f"torch {torch.__version__}, shap {shap.__version__}, {torch.get_num_threads()} thread(s); {len(rows)} rows explained, "
